@@ -1,0 +1,78 @@
+# mnist-report: the project's verbs.  `make report` regenerates the report, `make test` checks it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Kernel "python3" is looked up here first, so papermill, nbval and JupyterLab use this venv's Python
+# and never another kernel of the same name in the user's Jupyter directories.
+export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+EXECUTED := $(NOTEBOOKS:notebooks/%=reports/%)
+HTML := $(EXECUTED:.ipynb=.html)
+SOURCES := $(wildcard mnist_report/*.py) $(wildcard data/mnist/*) pyproject.toml
+# seconds a single cell may run before papermill gives up
+TIMEOUT ?= 7200
+
+.PHONY: help env report test lint run lab clean
+help:
+	@echo "make report   execute every notebook into reports/ (ipynb, html, figures, metrics) and update README"
+	@echo "make test     lint + unit tests + every notebook with small parameters + nbval"
+	@echo "make run NB=01-seed-reproduction PARAMS='-p epochs 5' [OUT=reports/custom]"
+	@echo "              one notebook with other parameters, into its own directory"
+	@echo "make lab      JupyterLab with the project's kernel"
+	@echo "make env      create .venv (done automatically by the targets above)"
+
+env: $(STAMP)
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mnist-report)" >/dev/null
+	touch $@
+
+report: $(HTML) README.md
+
+# Execute into a temporary file; only a notebook that ran to the end replaces the previous one.
+reports/%.ipynb: notebooks/%.ipynb $(SOURCES) $(STAMP)
+	@mkdir -p reports
+	@echo "== executing $< (one log line per epoch follows)"
+	@$(BIN)/papermill -k python3 --cwd . --execution-timeout $(TIMEOUT) --log-output --no-progress-bar \
+	    $< reports/.$*.partial.ipynb || { mv -f reports/.$*.partial.ipynb reports/$*.failed.ipynb 2>/dev/null; \
+	    echo "FAILED: $< (the failing cell and its traceback are above and in reports/$*.failed.ipynb);" \
+	         "the previous reports/$*.ipynb is untouched" >&2; exit 1; }
+	@mv -f reports/.$*.partial.ipynb $@ && rm -f reports/$*.failed.ipynb
+
+reports/%.html: reports/%.ipynb
+	$(BIN)/jupyter nbconvert --log-level WARN --to html --stdout $< > reports/.$*.partial.html
+	@mv -f reports/.$*.partial.html $@
+
+README.md: $(EXECUTED)
+	$(BIN)/python -m mnist_report readme
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+NB ?= 01-seed-reproduction
+OUT ?= reports/custom
+PARAMS ?=
+run: $(STAMP)
+	@mkdir -p $(OUT)
+	$(BIN)/papermill -k python3 --cwd . --execution-timeout $(TIMEOUT) --log-output --no-progress-bar \
+	    notebooks/$(NB).ipynb $(OUT)/$(NB).ipynb -p output_dir $(OUT) -p run_dir runs/custom/$(NB) $(PARAMS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf runs reports/custom reports/.*.partial.* reports/*.failed.ipynb

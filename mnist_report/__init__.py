@@ -1,0 +1,43 @@
+"""mnist-report: the data, model, training, evaluation and plotting code behind the report."""
+
+import os
+import re
+import sys
+import tempfile
+
+__version__ = "0.1.0"
+
+# TensorFlow's C++ logging goes to stderr and varies from run to run; the report does not need it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Two lines that TensorFlow's CUDA probe writes to the stderr file descriptor on every import on a
+# machine without a GPU, before TF_CPP_MIN_LOG_LEVEL takes effect.  Only these are dropped.
+_IMPORT_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:. ]+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine.*"
+)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its import-time CUDA probe lines filtered out of stderr.
+
+    Everything else it writes (a real error, a warning) is passed on to stderr unchanged.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if line and not _IMPORT_NOISE.fullmatch(line):
+                    print(line, file=sys.stderr)
+
+
+_import_tensorflow_quietly()

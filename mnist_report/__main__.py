@@ -1,0 +1,92 @@
+"""The package's jobs from a shell: ``python -m mnist_report train|evaluate ...``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from mnist_report.config import TrainConfig
+from mnist_report.data import DataError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_report", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train the seed network and save it")
+    for f in dataclasses.fields(TrainConfig):
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], int)
+        train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, help=f"default: {f.default}")
+    train.add_argument(
+        "--save-model", required=True, metavar="PATH.keras", help="where to write the trained model (a .keras file)"
+    )
+
+    ev = sub.add_parser("evaluate", help="evaluate a saved model on the MNIST test set")
+    ev.add_argument("--model", required=True, metavar="PATH.keras")
+    ev.add_argument("--n-test", type=int, default=None, help="first N test images (default: all)")
+    ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub.add_parser("readme", help="rewrite the README's results table from reports/*.metrics.json")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "readme":
+            from mnist_report.readme import update_readme
+
+            print(f"updated {update_readme()}")
+            return 0
+        return _evaluate(args)
+    except (ValueError, DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
+    from pathlib import Path
+
+    from mnist_report import data, train
+    from mnist_report.io import atomic_path
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    config = TrainConfig.from_params({k: getattr(args, k) for k in names})
+    out = Path(args.save_model)
+    if out.suffix != ".keras":
+        raise ValueError(f"--save-model must end in .keras; got {out}")
+    splits = data.make_splits(data.load_raw(), config.validation_fraction, config.seed, config.n_train, config.n_test)
+    print(splits.describe())
+    run = train.train(config, splits)
+    with atomic_path(out) as tmp:
+        run.model.save(tmp)
+    print(f"saved {out} after {run.train_seconds:.0f} s of training")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from mnist_report import data, train
+    from mnist_report.evaluate import evaluate, predict_proba
+
+    if args.n_test is not None and not 1 <= args.n_test <= 10000:
+        raise ValueError(f"--n-test must be in [1, 10000]; got {args.n_test}")
+    model = train.load_model(args.model)
+    raw = data.load_raw()
+    n = args.n_test or len(raw.y_test)
+    ev = evaluate(raw.y_test[:n], predict_proba(model, data.normalise(raw.x_test[:n])))
+    if args.json:
+        print(
+            json.dumps(
+                {"model": str(args.model), "accuracy": ev.accuracy, "loss": ev.loss, "n": ev.n, "n_errors": ev.n_errors}
+            )
+        )
+    else:
+        print(f"{args.model}: test accuracy {ev.accuracy:.2%} ({ev.n_errors} errors in {ev.n:,}), loss {ev.loss:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

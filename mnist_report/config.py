@@ -1,0 +1,84 @@
+"""One dataclass of run parameters, validated on construction, before any training starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run.  The defaults are the seed experiment."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3  # Adam's default
+    dropout: float = 0.5
+    validation_fraction: float = 0.1  # held out from the training set
+    n_train: int | None = None  # first n of the shuffled training set; None = all 60,000
+    n_test: int | None = None  # first n test images; None = all 10,000
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "seed"):
+            _check_int(name, getattr(self, name))
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name))
+        for name in ("learning_rate", "dropout", "validation_fraction"):
+            _check_number(name, getattr(self, name))
+        _require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        _require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require(0 < self.learning_rate <= 1, "learning_rate", self.learning_rate, "a number in (0, 1]")
+        _require(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
+        _require(
+            0 <= self.validation_fraction < 1,
+            "validation_fraction",
+            self.validation_fraction,
+            "a number in [0, 1)",
+        )
+        if self.n_train is not None:
+            _require(1 <= self.n_train <= 60000, "n_train", self.n_train, "None or an integer in [1, 60000]")
+            n_fit = self.n_train - round(self.n_train * self.validation_fraction)
+            _require(
+                n_fit >= 1,
+                "n_train",
+                self.n_train,
+                f"large enough to leave training images after the validation share {self.validation_fraction}",
+            )
+        if self.n_test is not None:
+            _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping (notebook parameters, CLI, JSON); unknown names are an error."""
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)}; the allowed parameters are {', '.join(allowed)}"
+            )
+        return cls(**params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+
+
+def _check_int(name: str, value: Any) -> None:
+    # bool is an int subclass in Python, but epochs=True is a mistake, not 1
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+
+
+def _check_number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r} ({type(value).__name__})")

@@ -1,0 +1,13 @@
+"""Paths built from the project root found in code, never from the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def from_root(path: str | Path) -> Path:
+    """An absolute path as is; a relative one relative to the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path

@@ -1,0 +1,141 @@
+"""Figures.  Each function takes data and returns a matplotlib Figure; ``save`` writes it atomically."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from mnist_report.io import atomic_path
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix) atomically, with fixed metadata."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        # no creation date or software version in the file: the same figure gives the same bytes
+        meta = {"Software": None} if path.suffix == ".png" else {}
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata=meta)
+    return path
+
+
+def image_grid(
+    images: np.ndarray, titles: list[str], ncols: int = 10, title: str | None = None, title_colors=None
+) -> Figure:
+    """Images (N, 28, 28[, 1]) in a grid, each with a short caption."""
+    n = len(images)
+    if n == 0:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "(no images)", ha="center", va="center")
+        return fig
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.15 * ncols, 1.35 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            vmax = 1 if images.dtype.kind == "f" else 255
+            ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=vmax)
+            color = title_colors[i] if title_colors is not None else "black"
+            ax.set_title(titles[i], fontsize=8, color=color)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, n: int = 30, ncols: int = 10) -> Figure:
+    """The first ``n`` images with their labels."""
+    n = min(n, len(images))
+    return image_grid(images[:n], [f"label {int(y)}" for y in labels[:n]], ncols=ncols)
+
+
+def error_gallery(images, y_true, y_pred, confidence, indices, ncols: int = 8) -> Figure:
+    """Misclassified images: true label, predicted label and the model's confidence in it."""
+    indices = np.asarray(indices, dtype=int)
+    titles = [f"#{i}: {y_true[i]}→{y_pred[i]}\n{confidence[i]:.0%}" for i in indices]
+    return image_grid(images[indices], titles, ncols=ncols, title_colors=["firebrick"] * len(indices))
+
+
+def training_curves(history: dict[str, list[float]]) -> Figure:
+    """Loss and accuracy per epoch, training and validation side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
+            if key in history:
+                values = history[key]
+                ax.plot(range(1, len(values) + 1), values, style, label=label, markersize=4)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(cm: np.ndarray, title: str = "Confusion matrix (test set)") -> Figure:
+    """Counts in every cell; colour on a log scale so that the few errors stand out."""
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    sns.heatmap(
+        cm,
+        annot=True,
+        fmt="d",
+        cmap="viridis",
+        norm=LogNorm(vmin=1, vmax=max(int(cm.max()), 2)),
+        mask=cm == 0,
+        cbar_kws={"label": "count (log scale; blank = 0)"},
+        linewidths=0.5,
+        linecolor="lightgrey",
+        square=True,
+        annot_kws={"fontsize": 8},
+        ax=ax,
+    )
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(per_class: list[dict]) -> Figure:
+    """Precision, recall and F1 per digit, zoomed in on the range where they differ."""
+    digits = [r["digit"] for r in per_class]
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    width = 0.27
+    lows = []
+    for j, metric in enumerate(("precision", "recall", "f1")):
+        values = [r[metric] for r in per_class]
+        lows.append(min(values))
+        ax.bar(np.array(digits) + (j - 1) * width, values, width, label=metric)
+    ax.set_ylim(max(0.0, min(lows) - 0.01), 1.0)
+    ax.set_xticks(digits)
+    ax.set_xlabel("digit")
+    ax.set_title("Per-class precision, recall and F1 (test set)")
+    ax.legend(ncols=3, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def confused_pairs_bar(pairs: list[dict], top: int = 10, highlight=()) -> Figure:
+    """The most frequent confusions (both directions combined), the claimed pairs highlighted."""
+    rows = [r for r in pairs[:top] if r["count"] > 0]
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    highlight = {tuple(sorted(p)) for p in highlight}
+    colors = ["darkorange" if tuple(r["digits"]) in highlight else "steelblue" for r in rows]
+    ax.bar([r["pair"] for r in rows], [r["count"] for r in rows], color=colors)
+    ax.set_ylabel("errors")
+    ax.set_title("Most confused digit pairs (orange: the claimed pairs)" if highlight else "Most confused digit pairs")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,54 @@
+"""Where a notebook's outputs go: figures under ``<output_dir>/figures/``, metrics as JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from mnist_report import plots
+from mnist_report.io import write_json
+from mnist_report.paths import from_root
+
+PACKAGES = ("tensorflow", "keras", "numpy", "scikit-learn", "matplotlib", "seaborn")
+
+
+class Outputs:
+    """The output files of one notebook, named after it (e.g. ``01-seed-reproduction``)."""
+
+    def __init__(self, output_dir: str | Path, name: str):
+        self.dir = from_root(output_dir)
+        self.name = name
+        self.figures_dir = self.dir / "figures"
+        self.metrics_path = self.dir / f"{name}.metrics.json"
+
+    def figure_path(self, key: str) -> Path:
+        return self.figures_dir / f"{self.name}-{key}.png"
+
+    def figure(self, fig: Figure, key: str) -> None:
+        """Save ``fig`` as ``figures/<name>-<key>.png``; the notebook shows it inline as well."""
+        plots.save(fig, self.figure_path(key))
+
+    def write_metrics(self, metrics: dict) -> Path:
+        return write_json(self.metrics_path, {"notebook": self.name, **metrics, "environment": environment()})
+
+
+def environment() -> dict:
+    """The machine and package versions a result came from."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+    }

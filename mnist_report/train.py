@@ -1,0 +1,106 @@
+"""Seeding and determinism, fitting with one log line per epoch, and saving a run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from mnist_report.config import TrainConfig
+from mnist_report.data import Splits, one_hot
+from mnist_report.io import atomic_path, read_json, write_json
+from mnist_report.model import build_seed_model
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and the backend, and make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Prints one plain line per epoch (no carriage-return bar) and records each epoch's seconds."""
+
+    def __init__(self, epochs: int, print_fn=print):
+        super().__init__()
+        self.epochs = epochs
+        self.print_fn = print_fn
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        width = len(str(self.epochs))
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+        self.print_fn(f"epoch {epoch + 1:>{width}}/{self.epochs}  {metrics}  [{self.seconds[-1]:.1f} s]")
+
+
+@dataclass
+class Run:
+    """What training produced; ``history`` maps a metric name to its per-epoch values."""
+
+    model: keras.Model
+    config: TrainConfig
+    history: dict[str, list[float]]
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(self.epoch_seconds))
+
+
+def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=()) -> Run:
+    """Train ``model`` on the training split, validating on the validation split (never the test set)."""
+    logger = EpochLogger(config.epochs)
+    validation = (splits.x_val, one_hot(splits.y_val)) if len(splits.y_val) else None
+    history = model.fit(
+        splits.x_train,
+        one_hot(splits.y_train),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation,
+        shuffle=True,
+        verbose=0,
+        callbacks=[logger, *callbacks],
+    )
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return Run(model=model, config=config, history=hist, epoch_seconds=logger.seconds)
+
+
+def train(config: TrainConfig, splits: Splits) -> Run:
+    """Seed everything, build the seed network and fit it."""
+    set_determinism(config.seed)
+    return fit(build_seed_model(config), splits, config)
+
+
+def save_run(run: Run, run_dir: str | Path) -> Path:
+    """Write ``model.keras``, ``config.json`` and ``history.json`` into ``run_dir``, each atomically."""
+    run_dir = Path(run_dir)
+    with atomic_path(run_dir / "model.keras") as tmp:
+        run.model.save(tmp)
+    write_json(run_dir / "config.json", run.config.to_dict())
+    write_json(run_dir / "history.json", {"history": run.history, "epoch_seconds": run.epoch_seconds})
+    return run_dir
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a saved model, with a clear error if the file is missing or not a Keras model."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such model file (train one with `make report` or "
+            f"`python -m mnist_report train --save-model {path}`)"
+        )
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:
+        raise ValueError(f"{path} is not a loadable Keras model file ({type(e).__name__}: {e})") from e
+
+
+def load_history(run_dir: str | Path) -> dict:
+    return read_json(Path(run_dir) / "history.json")

@@ -1,0 +1,46 @@
+import pytest
+
+from mnist_report.config import TrainConfig
+
+
+def test_defaults_are_the_seed_experiment():
+    c = TrainConfig()
+    assert (c.epochs, c.batch_size, c.dropout, c.learning_rate) == (10, 128, 0.5, 0.001)
+    assert c.n_train is None and c.n_test is None
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"epochs": 0}, r"epochs must be an integer >= 1; got 0"),
+        ({"epochs": -3}, r"epochs must be an integer >= 1"),
+        ({"epochs": 2.5}, r"epochs must be an integer; got 2.5 \(float\)"),
+        ({"epochs": "10"}, r"epochs must be an integer; got '10' \(str\)"),
+        ({"epochs": True}, r"epochs must be an integer; got True \(bool\)"),
+        ({"batch_size": 0}, r"batch_size must be an integer >= 1; got 0"),
+        ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\); got 1.0"),
+        ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\)"),
+        ({"dropout": float("nan")}, r"dropout must be a finite number"),
+        ({"learning_rate": 0}, r"learning_rate must be a number in \(0, 1\]"),
+        ({"validation_fraction": 1}, r"validation_fraction must be a number in \[0, 1\)"),
+        ({"n_train": 0}, r"n_train must be None or an integer in \[1, 60000\]"),
+        ({"n_train": 70000}, r"n_train must be None or an integer in \[1, 60000\]"),
+        ({"n_train": 1, "validation_fraction": 0.9}, r"n_train must be large enough"),
+        ({"n_test": 10001}, r"n_test must be None or an integer in \[1, 10000\]"),
+        ({"seed": -1}, r"seed must be an integer >= 0"),
+        ({"epoch": 3}, r"unknown parameter\(s\) epoch; the allowed parameters are epochs, batch_size"),
+    ],
+)
+def test_bad_parameters_raise_a_value_error_naming_them(params, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_params(params)
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    assert TrainConfig(epochs=np.int64(3)).epochs == 3
+
+
+def test_round_trip_through_a_dict():
+    c = TrainConfig(epochs=3, n_train=2000)
+    assert TrainConfig.from_params(c.to_dict()) == c

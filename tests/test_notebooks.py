@@ -1,0 +1,99 @@
+"""Every notebook, executed headlessly by papermill with small parameters, then re-checked by nbval.
+
+nbval re-executes the small executed copy (it keeps papermill's injected parameters) and compares
+its outputs with papermill's: the numbers must be the same on a second run (determinism), with
+only timings and addresses sanitised (tests/nbval_sanitize.cfg).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import papermill as pm
+import pytest
+
+from mnist_report import data, train
+from mnist_report.evaluate import evaluate, predict_proba
+from mnist_report.paths import PROJECT_ROOT
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
+SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
+# Small parameters per notebook: seconds, not minutes.
+SMALL = {
+    "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
+}
+
+
+def execute(nb_path, out_dir, params):
+    out = out_dir / nb_path.name
+    pm.execute_notebook(
+        str(nb_path), str(out), kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+        execution_timeout=600, parameters={**params, "output_dir": str(out_dir), "run_dir": str(out_dir / "run")},
+    )
+    return out
+
+
+def test_every_notebook_has_small_parameters():
+    assert NOTEBOOKS and {p.stem for p in NOTEBOOKS} == set(SMALL)
+
+
+@pytest.fixture(scope="module", params=NOTEBOOKS, ids=lambda p: p.stem)
+def executed(request, tmp_path_factory):
+    nb_path = request.param
+    out_dir = tmp_path_factory.mktemp(nb_path.stem)
+    return nb_path.stem, execute(nb_path, out_dir, SMALL[nb_path.stem]), out_dir
+
+
+@pytest.mark.slow
+def test_notebook_writes_its_figures_and_metrics(executed):
+    name, out, out_dir = executed
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "\r" not in text  # one line per epoch, no carriage-return progress bar
+    metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
+    assert metrics["notebook"] == name
+    figures = sorted(p.name for p in (out_dir / "figures").glob("*.png"))
+    assert figures and all(p.startswith(name) for p in figures)
+
+
+@pytest.mark.slow
+def test_seed_notebook_numbers_come_from_its_model(executed):
+    name, out, out_dir = executed
+    if name != "01-seed-reproduction":
+        pytest.skip("seed notebook only")
+    metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
+    assert metrics["config"]["epochs"] == 1 and metrics["data"]["n_test"] == 1000
+    assert metrics["parameters"] == 225_034
+    # an independent evaluation of the saved model gives the reported accuracy and confusion matrix
+    model = train.load_model(out_dir / "run" / "model.keras")
+    raw = data.load_idx()
+    ev = evaluate(raw.y_test[:1000], predict_proba(model, data.normalise(raw.x_test[:1000])))
+    assert ev.accuracy == metrics["test"]["accuracy"]
+    np.testing.assert_array_equal(ev.confusion, metrics["test"]["confusion_matrix"])
+    assert metrics["claims"]["accuracy"] == ev.accuracy
+    assert set(p.name for p in (out_dir / "figures").glob("*.png")) == {
+        f"{name}-{k}.png"
+        for k in ("samples", "training-curves", "confusion-matrix", "per-class", "confused-pairs", "errors")
+    }
+    # the verdict printed in the notebook is the one computed from the numbers
+    nb = nbformat.read(out, as_version=4)
+    shown = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if "text/markdown" in o.get("data", {})]
+    assert any(metrics["claims"]["accuracy_verdict"] in s for s in shown)
+
+
+@pytest.mark.slow
+def test_nbval_reruns_the_executed_notebook_to_the_same_outputs(executed):
+    _, out, _ = executed
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(out.parent), str(out)],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout

@@ -1,0 +1,93 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mnist_report import train
+from mnist_report.__main__ import main
+from mnist_report.config import TrainConfig
+from mnist_report.evaluate import evaluate, predict_proba
+from mnist_report.paths import PROJECT_ROOT
+
+SMALL = dict(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
+
+
+@pytest.fixture(scope="module")
+def first_run(small_splits):
+    run = train.train(TrainConfig(**SMALL), small_splits)
+    return run, predict_proba(run.model, small_splits.x_test)
+
+
+@pytest.mark.slow
+def test_training_learns_and_logs_one_line_per_epoch(small_splits, capsys):
+    run = train.train(TrainConfig(**{**SMALL, "epochs": 2}), small_splits)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert "\r" not in "".join(lines) and "val_accuracy" in lines[0]
+    assert set(run.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(run.history["loss"]) == 2 and run.history["loss"][1] < run.history["loss"][0]
+    ev = evaluate(small_splits.y_test, predict_proba(run.model, small_splits.x_test))
+    assert ev.accuracy > 0.6  # 900 images, 2 epochs: far above the 10% of guessing
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers(first_run, small_splits):
+    _, proba = first_run
+    run2 = train.train(TrainConfig(**SMALL), small_splits)
+    proba2 = predict_proba(run2.model, small_splits.x_test)
+    np.testing.assert_array_equal(proba, proba2)
+    a, b = evaluate(small_splits.y_test, proba), evaluate(small_splits.y_test, proba2)
+    assert a.accuracy == b.accuracy
+    np.testing.assert_array_equal(a.confusion, b.confusion)
+
+
+@pytest.mark.slow
+def test_another_seed_other_numbers(first_run, small_splits):
+    _, proba = first_run
+    run2 = train.train(TrainConfig(**{**SMALL, "seed": 8}), small_splits)
+    assert not np.array_equal(proba, predict_proba(run2.model, small_splits.x_test))
+
+
+@pytest.mark.slow
+def test_saved_run_reloads_to_the_same_predictions(first_run, small_splits, tmp_path):
+    run, proba = first_run
+    train.save_run(run, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 7
+    assert len(train.load_history(tmp_path / "run")["history"]["loss"]) == 2
+    model = train.load_model(tmp_path / "run" / "model.keras")
+    np.testing.assert_allclose(predict_proba(model, small_splits.x_test), proba, rtol=1e-5, atol=1e-6)
+    assert not list((tmp_path / "run").glob("*partial*"))
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        train.load_model(tmp_path / "nope.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_text("not a model")
+    with pytest.raises(ValueError, match="bad.keras is not a loadable Keras model"):
+        train.load_model(bad)
+
+
+@pytest.mark.slow
+def test_cli_evaluate_matches_the_array_path(first_run, small_splits, tmp_path, capsys):
+    run, proba = first_run
+    path = tmp_path / "m.keras"
+    run.model.save(path)
+    assert main(["evaluate", "--model", str(path), "--n-test", "500", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["accuracy"] == evaluate(small_splits.y_test, proba).accuracy and got["n"] == 500
+
+
+def test_cli_rejects_bad_parameters_before_training(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mnist_report", "train", "--epochs", "0",
+                        "--save-model", str(tmp_path / "m.keras")],
+                       capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert r.returncode == 2 and "epochs must be an integer >= 1; got 0" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "m.keras").exists()
+
+
+def test_cli_missing_model(tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path / "x.keras")]) == 2
+    assert "no such model file" in capsys.readouterr().err
