@@ -1,0 +1,79 @@
+"""The repository's promises: committed report matches its sources' shape, README agrees with the
+metrics, the conda environment lists the same packages, CI runs the README's test command."""
+
+import json
+import re
+
+import nbformat
+import pytest
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from mnist_report.config import TrainConfig
+from mnist_report.paths import PROJECT_ROOT
+from mnist_report.readme import END, SEED_METRICS, START, results_table
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
+REPORTS = PROJECT_ROOT / "reports"
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {p for p in pip if not p.startswith("-e")}
+    assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert project["requires-python"].lstrip(">=") in python
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_source_notebooks_are_clean_and_parameterised(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_committed_report_is_a_full_default_run(path):
+    executed = REPORTS / path.name
+    assert executed.is_file() and executed.with_suffix(".html").is_file(), "run `make report`"
+    nb = nbformat.read(executed, as_version=4)
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), "run with defaults"
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert outputs and not any(o.output_type == "error" for o in outputs)
+    # the executed copy holds the same code as the source notebook
+    source = [c.source for c in nbformat.read(path, as_version=4).cells]
+    assert [c.source for c in nb.cells] == source, f"reports/{path.name} is stale: run `make report`"
+
+
+def test_seed_metrics_are_the_default_configuration_and_reach_99():
+    metrics = json.loads((REPORTS / SEED_METRICS).read_text())
+    assert metrics["config"] == TrainConfig().to_dict()
+    assert metrics["data"] == {**metrics["data"], "n_train": 54000, "n_val": 6000, "n_train_final": 60000,
+                                                   "n_test": 10000}
+    assert metrics["parameters"] == 225_034
+    assert metrics["test"]["accuracy"] >= 0.99
+    for name in ("samples", "training-curves", "confusion-matrix", "per-class", "confused-pairs", "errors"):
+        assert (REPORTS / "figures" / f"01-seed-reproduction-{name}.png").is_file(), name
+
+
+def test_readme_results_table_is_the_one_the_metrics_give():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    block = re.search(re.escape(START) + r"\n(.*?)\n" + re.escape(END), readme, re.S)
+    assert block, "README has no results block"
+    expected = results_table(json.loads((REPORTS / SEED_METRICS).read_text()))
+    assert block.group(1) == expected, "README results are stale: run `make report`"
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (PROJECT_ROOT / ".ci" / "run").read_text()
+    assert "make test" in (PROJECT_ROOT / "README.md").read_text()
