@@ -1,7 +1,6 @@
 # mnist-report: the project's verbs.  `make report` regenerates the report, `make test` checks it.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-.DELETE_ON_ERROR:
 
 PYTHON ?= python3
 VENV := .venv
@@ -39,15 +38,10 @@ $(STAMP): pyproject.toml
 
 report: $(HTML) README.md
 
-# Execute into a temporary file; only a notebook that ran to the end replaces the previous one.
+# Executed into a temporary file; only a notebook that ran to the end replaces the previous one.
 reports/%.ipynb: notebooks/%.ipynb $(SOURCES) $(STAMP)
-	@mkdir -p reports
 	@echo "== executing $< (one log line per epoch follows)"
-	@$(BIN)/papermill -k python3 --cwd . --execution-timeout $(TIMEOUT) --log-output --no-progress-bar \
-	    $< reports/.$*.partial.ipynb || { mv -f reports/.$*.partial.ipynb reports/$*.failed.ipynb 2>/dev/null; \
-	    echo "FAILED: $< (the failing cell and its traceback are above and in reports/$*.failed.ipynb);" \
-	         "the previous reports/$*.ipynb is untouched" >&2; exit 1; }
-	@mv -f reports/.$*.partial.ipynb $@ && rm -f reports/$*.failed.ipynb
+	$(BIN)/python -m mnist_report notebook $< $@ --timeout $(TIMEOUT)
 
 reports/%.html: reports/%.ipynb
 	$(BIN)/jupyter nbconvert --log-level WARN --to html --stdout $< > reports/.$*.partial.html
@@ -67,9 +61,8 @@ NB ?= 01-seed-reproduction
 OUT ?= reports/custom
 PARAMS ?=
 run: $(STAMP)
-	@mkdir -p $(OUT)
-	$(BIN)/papermill -k python3 --cwd . --execution-timeout $(TIMEOUT) --log-output --no-progress-bar \
-	    notebooks/$(NB).ipynb $(OUT)/$(NB).ipynb -p output_dir $(OUT) -p run_dir runs/custom/$(NB) $(PARAMS)
+	$(BIN)/python -m mnist_report notebook notebooks/$(NB).ipynb $(OUT)/$(NB).ipynb --timeout $(TIMEOUT) \
+	    -p output_dir $(OUT) -p run_dir runs/custom/$(NB) $(PARAMS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

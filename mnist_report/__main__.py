@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, default=None, help="first N test images (default: all)")
     ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
     sub.add_parser("readme", help="rewrite the README's results table from reports/*.metrics.json")
+
+    nb = sub.add_parser("notebook", help="execute a notebook with papermill, parameters checked first")
+    nb.add_argument("notebook", help="e.g. notebooks/01-seed-reproduction.ipynb")
+    nb.add_argument("output", help="the executed notebook to write (replaced only if every cell succeeds)")
+    nb.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a parameter of the notebook's `parameters` cell (repeatable)")
+    nb.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
     return parser
 
 
@@ -36,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "notebook":
+            return _notebook(args)
         if args.command == "readme":
             from mnist_report.readme import update_readme
 
@@ -45,6 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _notebook(args) -> int:
+    from mnist_report import notebooks
+
+    params = {name: notebooks.parse_value(value) for name, value in args.parameter}
+    try:
+        out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)
+    except RuntimeError as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
 
 
 def _train(args) -> int:

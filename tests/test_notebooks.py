@@ -12,10 +12,9 @@ import sys
 
 import nbformat
 import numpy as np
-import papermill as pm
 import pytest
 
-from mnist_report import data, train
+from mnist_report import data, notebooks, train
 from mnist_report.evaluate import evaluate, predict_proba
 from mnist_report.paths import PROJECT_ROOT
 
@@ -28,12 +27,8 @@ SMALL = {
 
 
 def execute(nb_path, out_dir, params):
-    out = out_dir / nb_path.name
-    pm.execute_notebook(
-        str(nb_path), str(out), kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-        execution_timeout=600, parameters={**params, "output_dir": str(out_dir), "run_dir": str(out_dir / "run")},
-    )
-    return out
+    params = {**params, "output_dir": str(out_dir), "run_dir": str(out_dir / "run")}
+    return notebooks.execute(nb_path, out_dir / nb_path.name, params, timeout=600)
 
 
 def test_every_notebook_has_small_parameters():

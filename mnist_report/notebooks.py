@@ -1,0 +1,66 @@
+"""Execute a notebook with papermill: parameters checked against its `parameters` cell first, the
+output written atomically, and a failure reported by notebook and cell."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import papermill as pm
+
+from mnist_report.paths import PROJECT_ROOT
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value as papermill's CLI types it: None, booleans, ints, floats, else a string."""
+    if text in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def check_parameters(notebook: str | Path, params: dict[str, Any]) -> None:
+    """Raise ValueError naming any parameter the notebook's `parameters` cell does not define."""
+    known = pm.inspect_notebook(str(notebook))
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{Path(notebook).name}: unknown parameter(s) {', '.join(unknown)}; "
+            f"its parameters are {', '.join(known)}"
+        )
+
+
+def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], timeout: int = 7200) -> Path:
+    """Run ``notebook`` into ``output``; on failure keep ``<stem>.failed.ipynb`` and raise RuntimeError.
+
+    The output is written beside the target and renamed only when every cell succeeded, so a failed
+    or interrupted run leaves the previous executed notebook untouched.
+    """
+    notebook, output = Path(notebook), Path(output)
+    check_parameters(notebook, params)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial.ipynb")
+    failed = output.with_name(f"{output.stem}.failed.ipynb")
+    try:
+        pm.execute_notebook(
+            str(notebook), str(partial), parameters=params, kernel_name="python3", cwd=str(PROJECT_ROOT),
+            execution_timeout=timeout, log_output=True, progress_bar=False,
+        )  # fmt: skip
+    except pm.PapermillExecutionError as e:
+        os.replace(partial, failed)
+        first_line = next((line for line in e.source.splitlines() if line.strip()), "")
+        raise RuntimeError(
+            f"{notebook} failed in the cell that begins `{first_line}` (execution count {e.exec_count}): "
+            f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} was left as it was"
+        ) from None
+    except BaseException:  # interrupted or timed out: nothing half-written remains
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, output)
+    failed.unlink(missing_ok=True)
+    return output

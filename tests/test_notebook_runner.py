@@ -1,0 +1,55 @@
+import nbformat
+import pytest
+
+from mnist_report import notebooks
+from mnist_report.__main__ import main
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("5", 5), ("0.5", 0.5), ("None", None), ("True", True), ("abc", "abc"), ("1e-3", 0.001), ("[1, 2]", "[1, 2]")],
+)
+def test_values_are_typed_like_papermill(text, value):
+    assert notebooks.parse_value(text) == value
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A two-cell notebook: parameters (x = 1), then a cell that fails when x == 0."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("assert x != 0, 'x must not be zero'\nprint('x is', x)"),
+    ]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_unknown_parameter_is_refused_before_running(tiny, tmp_path):
+    with pytest.raises(ValueError, match="unknown parameter\\(s\\) y; its parameters are x"):
+        notebooks.execute(tiny, tmp_path / "out.ipynb", {"y": 2})
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_leaves_the_previous_output_and_names_the_cell(tiny, tmp_path, capsys):
+    out = tmp_path / "out" / "tiny.ipynb"
+    notebooks.execute(tiny, out, {"x": 3})
+    before = out.read_bytes()
+    assert b"x is 3" in before
+    code = main(["notebook", str(tiny), str(out), "-p", "x", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "FAILED" in err and "x must not be zero" in err
+    assert "the cell that begins `assert x != 0" in err
+    assert out.read_bytes() == before  # the previous executed notebook is intact
+    assert (out.parent / "tiny.failed.ipynb").is_file()
+    assert not list(out.parent.glob(".*partial*"))
+    assert main(["notebook", str(tiny), str(out), "-p", "x", "4"]) == 0
+    assert not (out.parent / "tiny.failed.ipynb").exists() and b"x is 4" in out.read_bytes()
+
+
+def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
+    assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "epochs", "3"]) == 2
+    assert "unknown parameter(s) epochs" in capsys.readouterr().err
