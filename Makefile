@@ -18,12 +18,13 @@ SOURCES := $(wildcard mnist_report/*.py) $(wildcard data/mnist/*) pyproject.toml
 # seconds a single cell may run before papermill gives up
 TIMEOUT ?= 7200
 
-.PHONY: help env report test lint run lab clean
+.PHONY: help env report test lint run lab bench clean
 help:
 	@echo "make report   execute every notebook into reports/ (ipynb, html, figures, metrics) and update README"
 	@echo "make test     lint + unit tests + every notebook with small parameters + nbval"
 	@echo "make run NB=01-seed-reproduction PARAMS='-p epochs 5' [OUT=reports/custom]"
 	@echo "              one notebook with other parameters, into its own directory"
+	@echo "make bench    training speed against a PyTorch reference (installs the [bench] extra)"
 	@echo "make lab      JupyterLab with the project's kernel"
 	@echo "make env      create .venv (done automatically by the targets above)"
 
@@ -63,6 +64,13 @@ PARAMS ?=
 run: $(STAMP)
 	$(BIN)/python -m mnist_report notebook notebooks/$(NB).ipynb $(OUT)/$(NB).ipynb --timeout $(TIMEOUT) \
 	    -p output_dir $(OUT) -p run_dir runs/custom/$(NB) $(PARAMS)
+
+# Speed against the PyTorch reference; BENCH_ARGS="--epochs 2 --impls keras-float32,torch" to narrow it.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m mnist_report.bench $(BENCH_ARGS)
+	$(BIN)/python -m mnist_report readme
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

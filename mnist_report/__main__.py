@@ -57,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _notebook(args) -> int:
+    import logging
+
     from mnist_report import notebooks
 
+    # papermill logs each cell's output (one line per epoch) through logging: show it as it comes
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     params = {name: notebooks.parse_value(value) for name, value in args.parameter}
     try:
         out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)

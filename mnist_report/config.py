@@ -8,6 +8,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -21,6 +23,7 @@ class TrainConfig:
     n_train: int | None = None  # first n of the shuffled training set; None = all 60,000
     n_test: int | None = None  # first n test images; None = all 10,000
     seed: int = 42
+    precision: str = "float32"  # or "mixed_bfloat16": bf16 compute, float32 weights and softmax
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seed"):
@@ -50,6 +53,7 @@ class TrainConfig:
                 self.n_train,
                 f"large enough to leave training images after the validation share {self.validation_fraction}",
             )
+        _require(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
         if self.n_test is not None:
             _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
 

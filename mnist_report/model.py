@@ -11,18 +11,23 @@ SEED_PARAMS = 225_034  # trainable parameters of the seed network, as the experi
 
 
 def build_seed_model(config: TrainConfig) -> keras.Model:
-    """Conv32-Pool-Conv64-Pool-Flatten-Dense128-Dropout-Dense10, compiled with Adam and CCE."""
+    """Conv32-Pool-Conv64-Pool-Flatten-Dense128-Dropout-Dense10, compiled with Adam and CCE.
+
+    With ``precision="mixed_bfloat16"`` the layers compute in bfloat16 and keep float32 weights; the
+    softmax output stays float32, as Keras' mixed-precision guide advises.
+    """
+    p = keras.DTypePolicy(config.precision)
     model = keras.Sequential(
         [
             keras.Input(shape=IMAGE_SHAPE),
-            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-            keras.layers.MaxPooling2D(pool_size=(2, 2)),
-            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-            keras.layers.MaxPooling2D(pool_size=(2, 2)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dropout(config.dropout),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu", dtype=p),
+            keras.layers.MaxPooling2D(pool_size=(2, 2), dtype=p),
+            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu", dtype=p),
+            keras.layers.MaxPooling2D(pool_size=(2, 2), dtype=p),
+            keras.layers.Flatten(dtype=p),
+            keras.layers.Dense(128, activation="relu", dtype=p),
+            keras.layers.Dropout(config.dropout, dtype=p),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="seed_cnn",
     )

@@ -1,4 +1,5 @@
-"""The README's results table, written from the metrics JSON that `make report` produced."""
+"""The README's generated blocks: the results table from the seed notebook's metrics JSON
+(`make report`) and the benchmark table from reports/bench.json (`make bench`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from pathlib import Path
 from mnist_report.io import atomic_path, read_json
 from mnist_report.paths import PROJECT_ROOT
 
-START = "<!-- results:start: written by `make report` from reports/*.metrics.json; do not edit -->"
-END = "<!-- results:end -->"
 SEED_METRICS = "01-seed-reproduction.metrics.json"
+BENCH = "bench.json"
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The comment lines that open and close a generated block of the README."""
+    return f"<!-- {name}:start: generated from reports/; do not edit -->", f"<!-- {name}:end -->"
 
 
 def results_table(metrics: dict) -> str:
@@ -43,13 +48,32 @@ def results_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def blocks(reports: Path = PROJECT_ROOT / "reports") -> dict[str, str]:
+    """Each generated block's Markdown, for the source files that exist."""
+    from mnist_report.bench import table as bench_table
+
+    sources = {"results": (SEED_METRICS, results_table), "bench": (BENCH, bench_table)}
+    return {
+        name: render(read_json(Path(reports) / file))
+        for name, (file, render) in sources.items()
+        if (Path(reports) / file).is_file()
+    }
+
+
+def block_pattern(name: str) -> re.Pattern:
+    start, end = markers(name)
+    return re.compile(re.escape(start) + r"\n(.*?)\n?" + re.escape(end), re.S)
+
+
 def update_readme(readme: Path = PROJECT_ROOT / "README.md", reports: Path = PROJECT_ROOT / "reports") -> Path:
-    """Replace the block between the START and END markers of ``readme`` with the current table."""
+    """Rewrite every generated block of ``readme`` from the current files in ``reports``."""
     text = readme.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no results block (the lines {START!r} ... {END!r})")
-    block = f"{START}\n{results_table(read_json(Path(reports) / SEED_METRICS))}\n{END}"
+    for name, markdown in blocks(reports).items():
+        pattern = block_pattern(name)
+        if not pattern.search(text):
+            raise ValueError(f"{readme} has no {name} block (the lines {' ... '.join(markers(name))})")
+        start, end = markers(name)
+        text = pattern.sub(lambda _, s=start, m=markdown, e=end: f"{s}\n{m}\n{e}", text)
     with atomic_path(readme) as tmp:
-        tmp.write_text(pattern.sub(lambda _: block, text))
+        tmp.write_text(text)
     return readme

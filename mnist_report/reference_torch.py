@@ -57,7 +57,7 @@ class TorchTrainer:
             loss = self.loss(self.model(self.x[idx]), self.y[idx])
             loss.backward()
             self.optimizer.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         return total / len(order)
 
     @torch.inference_mode()

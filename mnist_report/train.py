@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,9 +56,12 @@ class Run:
         return float(sum(self.epoch_seconds))
 
 
-def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=()) -> Run:
-    """Train ``model`` on the training split, validating on the validation split (never the test set)."""
-    logger = EpochLogger(config.epochs)
+def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), print_fn=print) -> Run:
+    """Train ``model`` on the training split, validating on the validation split (never the test set).
+
+    ``print_fn`` receives one line per epoch (None: silent).
+    """
+    logger = EpochLogger(config.epochs, print_fn or (lambda line: None))
     validation = (splits.x_val, one_hot(splits.y_val)) if len(splits.y_val) else None
     history = model.fit(
         splits.x_train,
@@ -72,10 +77,34 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=()) -
     return Run(model=model, config=config, history=hist, epoch_seconds=logger.seconds)
 
 
-def train(config: TrainConfig, splits: Splits) -> Run:
-    """Seed everything, build the seed network and fit it."""
+def train(config: TrainConfig, splits: Splits, strategy: tf.distribute.Strategy | None = None) -> Run:
+    """Seed everything, build the seed network and fit it.
+
+    ``strategy``: an optional ``tf.distribute`` strategy (``MirroredStrategy`` for several GPUs,
+    ``MultiWorkerMirroredStrategy`` for several machines); ``config.batch_size`` stays the global
+    batch size, split across the replicas.
+    """
     set_determinism(config.seed)
-    return fit(build_seed_model(config), splits, config)
+    if config.precision != "float32" and not bf16_native():
+        warnings.warn(
+            f"precision={config.precision!r}: this machine has no GPU and its CPU lacks native bfloat16 "
+            "instructions (AVX512_BF16 or AMX), so bfloat16 is emulated and slower than float32",
+            stacklevel=2,
+        )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_seed_model(config)
+    return fit(model, splits, config)
+
+
+def bf16_native() -> bool:
+    """Whether bfloat16 math runs natively here: a GPU, or a CPU with AVX512_BF16 or AMX-BF16."""
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def save_run(run: Run, run_dir: str | Path) -> Path:

@@ -28,6 +28,7 @@ def test_defaults_are_the_seed_experiment():
         ({"n_train": 1, "validation_fraction": 0.9}, r"n_train must be large enough"),
         ({"n_test": 10001}, r"n_test must be None or an integer in \[1, 10000\]"),
         ({"seed": -1}, r"seed must be an integer >= 0"),
+        ({"precision": "float16"}, r"precision must be one of float32, mixed_bfloat16; got 'float16'"),
         ({"epoch": 3}, r"unknown parameter\(s\) epoch; the allowed parameters are epochs, batch_size"),
     ],
 )

@@ -23,3 +23,10 @@ def test_architecture_table_sums_to_the_parameter_count():
     table = architecture_table(build_seed_model(TrainConfig(dropout=0.25)))
     assert sum(r["parameters"] for r in table) == SEED_PARAMS
     assert table[-1]["output shape"] == "(None, 10)"
+
+
+def test_mixed_bfloat16_computes_in_bf16_with_float32_weights_and_output():
+    model = build_seed_model(TrainConfig(precision="mixed_bfloat16"))
+    assert model.layers[0].compute_dtype == "bfloat16" and model.layers[0].variable_dtype == "float32"
+    assert model.layers[-1].compute_dtype == "float32"  # the softmax stays float32
+    assert model.count_params() == SEED_PARAMS

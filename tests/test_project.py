@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.readme import END, SEED_METRICS, START, results_table
+from mnist_report.readme import SEED_METRICS, block_pattern, blocks
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 REPORTS = PROJECT_ROOT / "reports"
@@ -66,12 +66,14 @@ def test_seed_metrics_are_the_default_configuration_and_reach_99():
         assert (REPORTS / "figures" / f"01-seed-reproduction-{name}.png").is_file(), name
 
 
-def test_readme_results_table_is_the_one_the_metrics_give():
+def test_readme_generated_blocks_are_the_ones_the_reports_give():
     readme = (PROJECT_ROOT / "README.md").read_text()
-    block = re.search(re.escape(START) + r"\n(.*?)\n" + re.escape(END), readme, re.S)
-    assert block, "README has no results block"
-    expected = results_table(json.loads((REPORTS / SEED_METRICS).read_text()))
-    assert block.group(1) == expected, "README results are stale: run `make report`"
+    expected = blocks(REPORTS)
+    assert "results" in expected
+    for name, markdown in expected.items():
+        found = block_pattern(name).search(readme)
+        assert found, f"README has no {name} block"
+        assert found.group(1) == markdown, f"README {name} block is stale: run `python -m mnist_report readme`"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -91,3 +91,16 @@ def test_cli_rejects_bad_parameters_before_training(tmp_path):
 def test_cli_missing_model(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "x.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bf16_training_learns_and_warns_where_bf16_is_emulated(small_splits, capsys):
+    config = TrainConfig(**{**SMALL, "epochs": 1, "n_train": 1000, "precision": "mixed_bfloat16"})
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = train.train(config, small_splits)
+    emulated = [w for w in caught if "bfloat16 is emulated" in str(w.message)]
+    assert bool(emulated) == (not train.bf16_native())
+    assert evaluate(small_splits.y_test, predict_proba(run.model, small_splits.x_test)).accuracy > 0.5
