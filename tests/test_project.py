@@ -2,7 +2,6 @@
 metrics, the conda environment lists the same packages, CI runs the README's test command."""
 
 import json
-import re
 
 import nbformat
 import pytest
