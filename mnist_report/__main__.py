@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from mnist_report.config import TrainConfig
+from mnist_report.config import PRECISIONS, TrainConfig
 from mnist_report.data import DataError
 
 
@@ -17,8 +17,11 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the seed network and save it")
     for f in dataclasses.fields(TrainConfig):
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], int)
-        train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, help=f"default: {f.default}")
+        kind = int if f.default is None else type(f.default)  # n_train/n_test: None or an int
+        choices = PRECISIONS if f.name == "precision" else None
+        train.add_argument(
+            f"--{f.name.replace('_', '-')}", type=kind, default=f.default, choices=choices, help=f"default: {f.default}"
+        )
     train.add_argument(
         "--save-model", required=True, metavar="PATH.keras", help="where to write the trained model (a .keras file)"
     )

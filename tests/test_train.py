@@ -104,3 +104,11 @@ def test_bf16_training_learns_and_warns_where_bf16_is_emulated(small_splits, cap
     emulated = [w for w in caught if "bfloat16 is emulated" in str(w.message)]
     assert bool(emulated) == (not train.bf16_native())
     assert evaluate(small_splits.y_test, predict_proba(run.model, small_splits.x_test)).accuracy > 0.5
+
+
+def test_cli_train_parser_types_every_config_field():
+    from mnist_report.__main__ import _parser
+
+    args = _parser().parse_args(["train", "--save-model", "m.keras", "--precision", "mixed_bfloat16",
+                                 "--learning-rate", "0.01", "--n-train", "500"])  # fmt: skip
+    assert (args.precision, args.learning_rate, args.n_train, args.epochs) == ("mixed_bfloat16", 0.01, 500, 10)
