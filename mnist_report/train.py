@@ -56,20 +56,30 @@ class Run:
         return float(sum(self.epoch_seconds))
 
 
+def batches(images, labels, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """A tf.data pipeline of (images, one-hot labels) batches, reshuffled every epoch when seeded.
+
+    Measured on a 2-core CPU: Keras' own adapter for NumPy arrays sometimes ran epochs at half
+    speed (about 10.4 s instead of 6 s per 20,000 images); this pipeline ran at the fast speed.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((images, one_hot(labels)))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), print_fn=print) -> Run:
     """Train ``model`` on the training split, validating on the validation split (never the test set).
 
     ``print_fn`` receives one line per epoch (None: silent).
     """
     logger = EpochLogger(config.epochs, print_fn or (lambda line: None))
-    validation = (splits.x_val, one_hot(splits.y_val)) if len(splits.y_val) else None
+    validation = batches(splits.x_val, splits.y_val, config.batch_size) if len(splits.y_val) else None
     history = model.fit(
-        splits.x_train,
-        one_hot(splits.y_train),
-        batch_size=config.batch_size,
+        batches(splits.x_train, splits.y_train, config.batch_size, shuffle_seed=config.seed),
         epochs=config.epochs,
         validation_data=validation,
-        shuffle=True,
+        shuffle=False,  # the pipeline shuffles, with the seed
         verbose=0,
         callbacks=[logger, *callbacks],
     )
