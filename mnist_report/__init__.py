@@ -10,11 +10,13 @@ __version__ = "0.1.0"
 # TensorFlow's C++ logging goes to stderr and varies from run to run; the report does not need it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# Two lines that TensorFlow's CUDA probe writes to the stderr file descriptor on every import on a
-# machine without a GPU, before TF_CPP_MIN_LOG_LEVEL takes effect.  Only these are dropped.
+# Lines that TensorFlow writes to the stderr file descriptor on every import, before
+# TF_CPP_MIN_LOG_LEVEL takes effect: its CUDA probe on a machine without a GPU, and the notice that
+# oneDNN's custom operations are on (on CPUs with AVX-512).  Only these are dropped.
 _IMPORT_NOISE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|I\d{4} [\d:. ]+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine.*"
+    r"|I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on.*"
 )
 
 

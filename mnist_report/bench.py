@@ -115,7 +115,9 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
         config = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, precision=impl.split("-", 1)[1])
         train.set_determinism(seed)
         model = build_seed_model(config)
-        run_epoch = lambda: train.fit(model, splits, config, print_fn=None)  # noqa: E731
+        # one pipeline, built once and reshuffled every epoch, as train.fit builds it for a whole run
+        batches = train.batches(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed)
+        run_epoch = lambda: model.fit(batches, epochs=1, shuffle=False, verbose=0)  # noqa: E731
         predict = lambda x: predict_proba(model, x)  # noqa: E731
     reply.write(json.dumps({"ready": True, "n_train": len(splits.y_train), "n_test": len(splits.y_test)}) + "\n")
     for command in sys.stdin:

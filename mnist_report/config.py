@@ -35,7 +35,7 @@ class TrainConfig:
             _check_number(name, getattr(self, name))
         _require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _require(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32 - 1]")
         _require(0 < self.learning_rate <= 1, "learning_rate", self.learning_rate, "a number in (0, 1]")
         _require(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         _require(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_report.paths import PROJECT_ROOT
+from mnist_report.paths import PROJECT_ROOT, shown
 
 DATA_DIR = PROJECT_ROOT / "data" / "mnist"
 NUM_CLASSES = 10
@@ -140,7 +140,7 @@ def load_idx(data_dir: Path = DATA_DIR) -> RawMNIST:
     for split in FILES:
         if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
             raise DataError(f"{data_dir}: {split} images and labels differ in count")
-    return RawMNIST(**arrays, source=f"IDX files in {data_dir}, SHA-256 verified")
+    return RawMNIST(**arrays, source=f"IDX files in {shown(data_dir)}/, SHA-256 verified")
 
 
 def load_fallback(

@@ -138,6 +138,21 @@ def binomial_se(accuracy: float, n: int) -> float:
     return math.sqrt(accuracy * (1 - accuracy) / n)
 
 
+def pairs_claim(undirected_pairs: list[dict], claimed_pairs=CLAIMED_PAIRS) -> dict:
+    """Whether the claimed pairs are the most common confusions: every claimed pair strictly more
+    frequent than every other pair (a tie is not enough), with each claimed pair's rank and count."""
+    by_pair = {tuple(r["digits"]): r for r in undirected_pairs}
+    rows = [by_pair[tuple(sorted(p))] for p in claimed_pairs]
+    claimed = {tuple(r["digits"]) for r in rows}
+    others_max = max(r["count"] for r in undirected_pairs if tuple(r["digits"]) not in claimed)
+    return {
+        "pairs": [r["pair"] for r in rows],
+        "ranks": [r["rank"] for r in rows],
+        "counts": [r["count"] for r in rows],
+        "holds": bool(min(r["count"] for r in rows) > others_max),
+    }
+
+
 def check_claims(
     ev: Evaluation,
     claimed_accuracy: float = CLAIMED_ACCURACY,
@@ -158,17 +173,15 @@ def check_claims(
     by_pair = {tuple(r["digits"]): r for r in ev.undirected_pairs}
     pair_rows = [by_pair[tuple(sorted(p))] for p in claimed_pairs]
     top = [r for r in ev.undirected_pairs if r["rank"] <= len(claimed_pairs)]
-    # The claim holds when every claimed pair is more frequent than every other pair (a tie is not enough).
-    claimed = {tuple(r["digits"]) for r in pair_rows}
-    others_max = max(r["count"] for r in ev.undirected_pairs if tuple(r["digits"]) not in claimed)
-    holds = min(r["count"] for r in pair_rows) > others_max
+    holds = pairs_claim(ev.undirected_pairs, claimed_pairs)["holds"]
     claimed_text = ", ".join(f"{r['pair']} ({r['count']} errors, rank {r['rank']})" for r in pair_rows)
     top_text = ", ".join(f"{r['pair']} ({r['count']})" for r in top)
     pairs_text = (
         f"The claim that the most common confusions are "
         f"{' and '.join(f'{a}<->{b}' for a, b in claimed_pairs)} "
         f"{'holds' if holds else 'does not hold'} for this run: claimed pairs {claimed_text}; "
-        f"the top {len(claimed_pairs)} pairs (both directions combined) are {top_text}."
+        f"the pairs ranked 1 to {len(claimed_pairs)} (both directions combined; equal counts share a rank) "
+        f"are {top_text}."
     )
     return {
         "claimed_accuracy": claimed_accuracy,

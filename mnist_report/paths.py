@@ -11,3 +11,12 @@ def from_root(path: str | Path) -> Path:
     """An absolute path as is; a relative one relative to the project root."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def shown(path: str | Path) -> str:
+    """A path as the report shows it: relative to the project root when inside it (no user's home)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

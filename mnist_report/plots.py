@@ -139,3 +139,95 @@ def confused_pairs_bar(pairs: list[dict], top: int = 10, highlight=()) -> Figure
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# --- across seeds (the multi-seed study) -------------------------------------------------------
+
+
+def seed_accuracies(seeds, accuracies, summary: dict, claimed: float) -> Figure:
+    """Each run's test accuracy, the mean with its confidence interval, and the claimed value."""
+    acc = np.asarray(accuracies) * 100
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    x = np.arange(len(acc))
+    ax.axhspan(summary["ci_low"] * 100, summary["ci_high"] * 100, color="steelblue", alpha=0.18,
+               label=f"{summary['level']:.0%} CI of the mean")  # fmt: skip
+    ax.axhline(summary["mean"] * 100, color="steelblue", lw=1.5, label=f"mean {summary['mean']:.2%}")
+    ax.axhline(claimed * 100, color="darkorange", ls="--", lw=1.5, label=f"claimed {claimed:.2%}")
+    ax.plot(x, acc, "o", color="black", label="one run (seed)")
+    ax.set_xticks(x, [str(s) for s in seeds])
+    ax.set_xlabel("seed")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Test accuracy of each run")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def digit_error_rates(rates: np.ndarray) -> Figure:
+    """Per-digit error rate across runs: mean and standard deviation as bars, each run as a dot."""
+    rates = np.asarray(rates) * 100
+    digits = np.arange(rates.shape[1])
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    std = rates.std(axis=0, ddof=1) if len(rates) > 1 else np.zeros(rates.shape[1])
+    ax.bar(digits, rates.mean(axis=0), yerr=std, color="steelblue", alpha=0.7, capsize=3,
+           label="mean +- std over runs")  # fmt: skip
+    jitter = np.linspace(-0.25, 0.25, len(rates)) if len(rates) > 1 else np.zeros(1)
+    for j, row in enumerate(rates):
+        ax.plot(digits + jitter[j], row, ".", color="black", markersize=3, label="one run" if j == 0 else None)
+    ax.set_xticks(digits)
+    ax.set_xlabel("true digit")
+    ax.set_ylabel("test images misclassified (%)")
+    ax.set_title("Error rate per digit across runs")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def wrong_count_histogram(counts: np.ndarray, n_runs: int) -> Figure:
+    """How many test images are misclassified by exactly k of the runs, k = 1..n_runs."""
+    k = np.arange(1, n_runs + 1)
+    n = np.bincount(np.asarray(counts), minlength=n_runs + 1)[1:]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.bar(k, n, color="firebrick", alpha=0.8)
+    for ki, ni in zip(k, n, strict=True):
+        ax.text(ki, ni, str(ni), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(k)
+    ax.set_xlabel("number of runs that misclassify the image")
+    ax.set_ylabel("test images")
+    ax.set_title("Errors shared between runs")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(curves: dict[str, dict]) -> Figure:
+    """Accuracy against mean confidence per confidence bin (left), and how many images each bin holds.
+
+    ``curves`` maps a label to ``study.reliability``'s result.
+    """
+    fig, (ax, ax_n) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.2, 1]})
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for (label, r), marker in zip(curves.items(), "osd^v", strict=False):
+        ax.plot(r["confidence"], r["accuracy"], f"-{marker}", markersize=4, label=label)
+        ax_n.plot(r["confidence"], r["count"], f"-{marker}", markersize=4, label=label)
+    ax.set_xlabel("confidence (probability of the predicted digit)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability diagram (test set)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax_n.set_yscale("log")
+    ax_n.set_xlabel("confidence")
+    ax_n.set_ylabel("images in the bin (log scale)")
+    ax_n.set_title("Where the predictions lie")
+    ax_n.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def hard_core_gallery(images: np.ndarray, rows: list[dict], n_runs: int, ncols: int = 10) -> Figure:
+    """The images most runs get wrong: index, true digit -> usual wrong answer, runs wrong."""
+    idx = np.asarray([r["index"] for r in rows], dtype=int)
+    titles = [f"#{r['index']}: {r['true']}→{r['usual_prediction']}\n{r['wrong_runs']}/{n_runs} wrong" for r in rows]
+    return image_grid(images[idx], titles, ncols=ncols, title_colors=["firebrick"] * len(rows))

@@ -87,8 +87,10 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
     return Run(model=model, config=config, history=hist, epoch_seconds=logger.seconds)
 
 
-def train(config: TrainConfig, splits: Splits, strategy: tf.distribute.Strategy | None = None) -> Run:
-    """Seed everything, build the seed network and fit it.
+def train(
+    config: TrainConfig, splits: Splits, strategy: tf.distribute.Strategy | None = None, print_fn=print
+) -> Run:
+    """Seed everything, build the seed network and fit it (``print_fn``: one line per epoch, None: silent).
 
     ``strategy``: an optional ``tf.distribute`` strategy (``MirroredStrategy`` for several GPUs,
     ``MultiWorkerMirroredStrategy`` for several machines); ``config.batch_size`` stays the global
@@ -103,7 +105,7 @@ def train(config: TrainConfig, splits: Splits, strategy: tf.distribute.Strategy 
         )
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_seed_model(config)
-    return fit(model, splits, config)
+    return fit(model, splits, config, print_fn=print_fn)
 
 
 def bf16_native() -> bool:

@@ -7,6 +7,7 @@ only timings and addresses sanitised (tests/nbval_sanitize.cfg).
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,11 +24,14 @@ SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
 # Small parameters per notebook: seconds, not minutes.
 SMALL = {
     "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
+    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 500},
 }
+# where each notebook writes what is not the report (models, cached runs): a directory of the test's own
+WORK_DIRS = {"01-seed-reproduction": "run_dir", "02-multi-seed-study": "cache_dir"}
 
 
 def execute(nb_path, out_dir, params):
-    params = {**params, "output_dir": str(out_dir), "run_dir": str(out_dir / "run")}
+    params = {**params, "output_dir": str(out_dir), WORK_DIRS[nb_path.stem]: str(out_dir / "work")}
     return notebooks.execute(nb_path, out_dir / nb_path.name, params, timeout=600)
 
 
@@ -65,7 +69,7 @@ def test_seed_notebook_numbers_come_from_its_model(executed):
     assert metrics["config"]["epochs"] == 1 and metrics["data"]["n_test"] == 1000
     assert metrics["parameters"] == 225_034
     # an independent evaluation of the saved model gives the reported accuracy and confusion matrix
-    model = train.load_model(out_dir / "run" / "model.keras")
+    model = train.load_model(out_dir / "work" / "model.keras")
     raw = data.load_idx()
     ev = evaluate(raw.y_test[:1000], predict_proba(model, data.normalise(raw.x_test[:1000])))
     assert ev.accuracy == metrics["test"]["accuracy"]
@@ -83,8 +87,36 @@ def test_seed_notebook_numbers_come_from_its_model(executed):
 
 
 @pytest.mark.slow
+def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
+    name, out, out_dir = executed
+    if name != "02-multi-seed-study":
+        pytest.skip("study notebook only")
+    metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
+    assert metrics["seeds"] == [0, 1] and metrics["data"]["n_test"] == 500
+    # an independent recomputation of the mean and the 95% interval from the stored per-seed accuracies
+    acc = np.array([r["accuracy"] for r in metrics["runs"]])
+    summary = metrics["accuracy_summary"]
+    half = 12.706204736174707 * acc.std(ddof=1) / np.sqrt(2)  # Student t, 97.5%, 1 degree of freedom
+    assert summary["mean"] == pytest.approx(acc.mean())
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((acc.mean() - half, acc.mean() + half))
+    # each stored accuracy is the one its cached run's predictions give
+    runs_dir = next((out_dir / "work").iterdir())
+    for r in metrics["runs"]:
+        with np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz") as z:
+            assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == r["accuracy"]
+    assert np.asarray(metrics["summed_confusion_matrix"]).sum() == 2 * 500
+    assert metrics["hard_core"]["wrong_by_any"] >= metrics["hard_core"]["wrong_by_all"]
+    assert set(p.name for p in (out_dir / "figures").glob("*.png")) == {
+        f"{name}-{k}.png"
+        for k in ("accuracy-by-seed", "confused-pairs", "confusion-matrix-summed", "digit-error-rates",
+                  "shared-errors", "hard-core", "reliability")
+    }
+
+
+@pytest.mark.slow
 def test_nbval_reruns_the_executed_notebook_to_the_same_outputs(executed):
-    _, out, _ = executed
+    _, out, out_dir = executed
+    shutil.rmtree(out_dir / "work")  # so that nbval trains again rather than reading cached runs
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(out.parent), str(out)],

@@ -1,0 +1,205 @@
+"""Many runs of one configuration: the spread of test accuracy and its interval, the errors that
+recur across seeds, and calibration (reliability, expected calibration error, temperature scaling)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import optimize, stats
+from sklearn.calibration import calibration_curve
+
+from mnist_report.evaluate import CLAIMED_ACCURACY, CLAIMED_PAIRS, binomial_se, pairs_claim, ranked_pairs
+
+
+def accuracy_summary(accuracies: Sequence[float], n_test: int, level: float = 0.95) -> dict:
+    """Mean, spread and a Student-t confidence interval of the mean, across runs.
+
+    Also the binomial standard error of one run on ``n_test`` images (at the mean accuracy) and the
+    t prediction interval for the accuracy of one further run.
+    """
+    a = np.asarray(accuracies, dtype=np.float64)
+    if len(a) < 2:
+        raise ValueError(f"an interval needs at least 2 runs; got {len(a)}")
+    n = len(a)
+    mean, std = float(a.mean()), float(a.std(ddof=1))
+    t = float(stats.t.ppf(0.5 + level / 2, df=n - 1))
+    half = t * std / math.sqrt(n)
+    half_one = t * std * math.sqrt(1 + 1 / n)
+    return {
+        "n_runs": n,
+        "mean": mean,
+        "std": std,
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "level": level,
+        "interval_method": f"Student t, {n - 1} degrees of freedom: mean +- t * std / sqrt(n)",
+        "ci_low": mean - half,
+        "ci_high": mean + half,
+        "prediction_low": max(0.0, mean - half_one),  # an accuracy, so within [0, 1]
+        "prediction_high": min(1.0, mean + half_one),
+        "binomial_se_one_run": binomial_se(mean, n_test),
+    }
+
+
+def accuracy_verdict(summary: dict, claimed: float = CLAIMED_ACCURACY, accuracies=None) -> dict:
+    """Where the claimed accuracy lies relative to the interval of the mean: inside, above or below."""
+    lo, hi = summary["ci_low"], summary["ci_high"]
+    position = "inside" if lo <= claimed <= hi else ("above" if claimed > hi else "below")
+    meaning = {
+        "inside": "the measurements are consistent with the claim",
+        "above": "this configuration's mean accuracy is lower than claimed",
+        "below": "this configuration's mean accuracy is higher than claimed",
+    }[position]
+    text = (
+        f"Over {summary['n_runs']} seeds the test accuracy is {summary['mean']:.2%} +- {summary['std']:.2%} "
+        f"(mean +- standard deviation; range {summary['min']:.2%} to {summary['max']:.2%}). The "
+        f"{summary['level']:.0%} confidence interval of the mean is {lo:.2%} to {hi:.2%}; the claimed "
+        f"{claimed:.2%} is **{position}** it: {meaning}."
+    )
+    reached = None
+    if accuracies is not None:
+        reached = int(np.sum(np.asarray(accuracies) >= claimed))
+        text += f" {reached} of {len(accuracies)} runs reach {claimed:.2%}."
+    text += (
+        f" One run lands, with {summary['level']:.0%} probability, between {summary['prediction_low']:.2%} "
+        f"and {summary['prediction_high']:.2%}; the binomial standard error of a single run on the test set "
+        f"is {summary['binomial_se_one_run']:.2%}, against a seed-to-seed standard deviation of "
+        f"{summary['std']:.2%}."
+    )
+    return {"claimed_accuracy": claimed, "position": position, "runs_reaching_claim": reached, "text": text}
+
+
+def pairs_across_seeds(confusions: Sequence[np.ndarray], claimed_pairs=CLAIMED_PAIRS) -> dict:
+    """How often the claimed pairs are the most common confusions, run by run and in the summed matrix."""
+    per_run = [pairs_claim(ranked_pairs(np.asarray(cm), directed=False), claimed_pairs) for cm in confusions]
+    summed = pairs_claim(ranked_pairs(np.sum(confusions, axis=0), directed=False), claimed_pairs)
+    n = len(per_run)
+    holds = sum(r["holds"] for r in per_run)
+    names = " and ".join(f"{a}<->{b}" for a, b in claimed_pairs)
+    text = (
+        f"{names} are the {len(claimed_pairs)} most common confusions (each strictly above every other pair) "
+        f"in {holds} of {n} runs. Their ranks run by run: "
+        + "; ".join(
+            f"{p}: " + ", ".join(str(r["ranks"][j]) for r in per_run) for j, p in enumerate(per_run[0]["pairs"])
+        )
+        + f". In the confusion matrix summed over all runs the claim {'holds' if summed['holds'] else 'does not hold'}"
+        f" (ranks {' and '.join(str(r) for r in summed['ranks'])})."
+    )
+    return {"runs": per_run, "runs_holding": holds, "n_runs": n, "summed": summed, "text": text}
+
+
+def per_digit_error_rates(confusions: Sequence[np.ndarray]) -> np.ndarray:
+    """(n_runs, 10): the share of each digit's test images that each run gets wrong."""
+    cms = np.asarray(confusions, dtype=np.float64)
+    support = cms.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, 1 - np.diagonal(cms, axis1=1, axis2=2) / support, np.nan)
+
+
+def wrong_counts(y_true: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """For each test image, in how many runs (rows of ``preds``) it is misclassified."""
+    return (np.asarray(preds) != np.asarray(y_true)[None, :]).sum(axis=0)
+
+
+def hard_core(y_true: np.ndarray, preds: np.ndarray, min_runs: int) -> list[dict]:
+    """The images misclassified in at least ``min_runs`` runs: most often wrong first, then by index.
+
+    For each: its index, true digit, how many runs got it wrong, and the most frequent wrong answer.
+    """
+    preds = np.asarray(preds)
+    counts = wrong_counts(y_true, preds)
+    chosen = np.flatnonzero(counts >= max(1, min_runs))
+    chosen = chosen[np.lexsort((chosen, -counts[chosen]))]
+    rows = []
+    for i in chosen:
+        wrong = preds[:, i][preds[:, i] != y_true[i]]
+        rows.append(
+            {
+                "index": int(i),
+                "true": int(y_true[i]),
+                "wrong_runs": int(counts[i]),
+                "usual_prediction": int(np.bincount(wrong, minlength=10).argmax()),
+            }
+        )
+    return rows
+
+
+# --- calibration -------------------------------------------------------------------------------
+
+
+def reliability(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> dict:
+    """Top-label reliability: in bins of confidence, the mean confidence against the accuracy.
+
+    The bins are scikit-learn's ``calibration_curve`` (uniform on [0, 1]) applied to the event "the
+    predicted class is right" and its predicted probability; empty bins are left out.
+    """
+    y_true = np.asarray(y_true)
+    confidence = np.asarray(proba).max(axis=1)
+    correct = (np.asarray(proba).argmax(axis=1) == y_true).astype(int)
+    accuracy, mean_confidence = calibration_curve(correct, confidence, pos_label=1, n_bins=n_bins, strategy="uniform")
+    # the same bin edges and assignment as calibration_curve, for the number of images per bin
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=n_bins)
+    counts = counts[counts > 0]
+    return {"accuracy": accuracy, "confidence": mean_confidence, "count": counts}
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
+    """ECE: the image-weighted mean gap between confidence and accuracy over the reliability bins."""
+    r = reliability(y_true, proba, n_bins)
+    return float(np.sum(r["count"] * np.abs(r["accuracy"] - r["confidence"])) / np.sum(r["count"]))
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Soften (T > 1) or sharpen (T < 1) probabilities: softmax(log p / T), i.e. logits divided by T."""
+    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of ``proba`` on labelled data.
+
+    Fitted on a validation split, never on the test set (Guo et al. 2017, "On Calibration of
+    Modern Neural Networks"). A bounded scalar search over log T, T in [0.05, 20].
+    """
+    y_true = np.asarray(y_true)
+    if len(y_true) == 0:
+        raise ValueError("fitting a temperature needs a validation split (validation_fraction > 0)")
+
+    def nll(log_t: float) -> float:
+        p = apply_temperature(proba, math.exp(log_t))[np.arange(len(y_true)), y_true]
+        return float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+
+    result = optimize.minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(math.exp(result.x))
+
+
+def calibration_verdict(rows: Sequence[dict]) -> str:
+    """A sentence on calibration from per-run rows with temperature, ECE and NLL before and after."""
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("temperature", "ECE before", "ECE after",
+                                                                "NLL before", "NLL after")}  # fmt: skip
+    t = mean["temperature"]
+    tendency = "over-confident (T > 1 softens it)" if t > 1 else "under-confident (T < 1 sharpens it)"
+    better = sum(r["ECE after"] < r["ECE before"] for r in rows)
+    return (
+        f"Averaged over {len(rows)} runs the network is {tendency}: fitted temperature {t:.2f}. Expected "
+        f"calibration error on the test set {mean['ECE before']:.2%} as trained, {mean['ECE after']:.2%} "
+        f"after temperature scaling (lower in {better} of {len(rows)} runs); test negative log-likelihood "
+        f"{mean['NLL before']:.4f} -> {mean['NLL after']:.4f}."
+    )
+
+
+def seed_list(n_seeds: int, first_seed: int = 0) -> list[int]:
+    """The seeds ``first_seed .. first_seed + n_seeds - 1``, checked before any training."""
+    for name, value in (("n_seeds", n_seeds), ("first_seed", first_seed)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+    if n_seeds < 2:
+        raise ValueError(f"n_seeds must be an integer >= 2 (a spread needs two runs); got {n_seeds}")
+    if not 0 <= first_seed <= 2**32 - n_seeds:
+        raise ValueError(f"first_seed must be in [0, 2**32 - n_seeds]; got {first_seed}")
+    return list(range(first_seed, first_seed + n_seeds))

@@ -1,0 +1,143 @@
+"""The multi-seed statistics and calibration, on numbers small enough to check by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mnist_report import study
+
+T_975_DF3 = 3.182446305284263  # Student t, 97.5th percentile, 3 degrees of freedom (from tables)
+
+
+def test_accuracy_summary_matches_a_hand_computed_t_interval():
+    acc = [0.990, 0.992, 0.991, 0.993]
+    s = study.accuracy_summary(acc, n_test=10000)
+    mean = sum(acc) / 4
+    std = math.sqrt(sum((a - mean) ** 2 for a in acc) / 3)
+    half = T_975_DF3 * std / 2
+    assert s["n_runs"] == 4 and s["mean"] == pytest.approx(mean) and s["std"] == pytest.approx(std)
+    assert (s["min"], s["max"]) == (0.990, 0.993)
+    assert s["ci_low"] == pytest.approx(mean - half) and s["ci_high"] == pytest.approx(mean + half)
+    assert s["prediction_high"] - s["mean"] == pytest.approx(T_975_DF3 * std * math.sqrt(1.25))
+    assert s["binomial_se_one_run"] == pytest.approx(math.sqrt(mean * (1 - mean) / 10000))
+
+
+def test_an_interval_needs_two_runs():
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        study.accuracy_summary([0.99], n_test=10000)
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "position"),
+    [([0.9920, 0.9925, 0.9930], "inside"), ([0.9900, 0.9905, 0.9910], "above"), ([0.9950, 0.9955, 0.9960], "below")],
+)
+def test_the_verdict_places_the_claim_against_the_interval(accuracies, position):
+    s = study.accuracy_summary(accuracies, n_test=10000)
+    v = study.accuracy_verdict(s, 0.9925, accuracies)
+    assert v["position"] == position
+    assert f"**{position}**" in v["text"]
+    assert v["runs_reaching_claim"] == sum(a >= 0.9925 for a in accuracies)
+
+
+def confusion(pairs: dict) -> np.ndarray:
+    cm = np.diag(np.full(10, 100))
+    for (a, b), n in pairs.items():
+        cm[a, b] = n
+    return cm
+
+
+def test_pairs_across_seeds_counts_the_runs_where_the_claim_holds():
+    holds = confusion({(4, 9): 5, (9, 4): 3, (3, 8): 6, (2, 7): 4})
+    tie = confusion({(4, 9): 5, (3, 8): 4, (2, 7): 4})  # 3<->8 ties 2<->7: not enough
+    r = study.pairs_across_seeds([holds, tie])
+    assert [run["holds"] for run in r["runs"]] == [True, False]
+    assert r["runs_holding"] == 1 and r["n_runs"] == 2
+    assert r["runs"][1]["ranks"] == [1, 2]  # a tie shares the rank
+    assert r["summed"]["holds"] is True  # 4<->9: 13, 3<->8: 10, 2<->7: 8
+    assert "in 1 of 2 runs" in r["text"]
+
+
+def test_per_digit_error_rates():
+    cm = confusion({(4, 9): 25})
+    rates = study.per_digit_error_rates([cm, np.diag(np.full(10, 100))])
+    assert rates.shape == (2, 10)
+    assert rates[0, 4] == pytest.approx(0.2) and rates[0, 3] == 0 and rates[1].sum() == 0
+
+
+def test_hard_core_lists_the_images_most_runs_get_wrong():
+    y = np.array([0, 1, 2, 3])
+    preds = np.array([[0, 7, 5, 3], [0, 7, 2, 8], [0, 4, 5, 3]])
+    assert study.wrong_counts(y, preds).tolist() == [0, 3, 2, 1]
+    rows = study.hard_core(y, preds, min_runs=2)
+    assert [(r["index"], r["wrong_runs"], r["usual_prediction"]) for r in rows] == [(1, 3, 7), (2, 2, 5)]
+    assert study.hard_core(y, preds, min_runs=3)[0]["true"] == 1
+
+
+def one_hot_confidence(labels, predicted, confidence):
+    """Probabilities that put ``confidence`` on ``predicted`` and spread the rest evenly."""
+    p = np.full((len(labels), 10), (1 - confidence) / 9)
+    p[np.arange(len(labels)), predicted] = confidence
+    return p
+
+
+def test_ece_is_zero_when_confidence_equals_accuracy_and_the_gap_otherwise():
+    y = np.zeros(10, dtype=int)
+    predicted = np.array([0] * 8 + [1] * 2)  # 80% right
+    assert study.expected_calibration_error(y, one_hot_confidence(y, predicted, 0.8)) == pytest.approx(0, abs=1e-12)
+    # all at 99% confidence, 80% right: a gap of 0.19
+    assert study.expected_calibration_error(y, one_hot_confidence(y, predicted, 0.99)) == pytest.approx(0.19)
+    r = study.reliability(y, one_hot_confidence(y, predicted, 0.99))
+    assert r["count"].sum() == 10 and r["accuracy"].tolist() == [0.8]
+
+
+def test_ece_weights_bins_by_their_images():
+    y = np.zeros(4, dtype=int)
+    proba = np.vstack([one_hot_confidence(y[:2], [0, 0], 0.5), one_hot_confidence(y[2:], [0, 1], 0.95)])
+    # bin around 0.5: confidence 0.5, accuracy 1 -> gap 0.5; bin around 0.95: accuracy 0.5 -> gap 0.45
+    assert study.expected_calibration_error(y, proba, n_bins=10) == pytest.approx((2 * 0.5 + 2 * 0.45) / 4)
+
+
+def test_temperature_scaling_recovers_a_known_temperature_and_keeps_the_predictions():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, size=(20000, 10))
+    true_t = 2.0
+    calibrated = np.exp(logits / true_t)
+    calibrated /= calibrated.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(10, p=p) for p in calibrated])
+    overconfident = np.exp(logits - logits.max(axis=1, keepdims=True))
+    overconfident /= overconfident.sum(axis=1, keepdims=True)
+    t = study.fit_temperature(y, overconfident)
+    assert t == pytest.approx(true_t, rel=0.05)
+    scaled = study.apply_temperature(overconfident, t)
+    np.testing.assert_allclose(scaled, calibrated, atol=0.02)
+    assert (scaled.argmax(1) == overconfident.argmax(1)).all()
+    np.testing.assert_allclose(study.apply_temperature(overconfident, 1.0), overconfident, atol=1e-9)
+    assert study.expected_calibration_error(y, scaled) < study.expected_calibration_error(y, overconfident)
+
+
+def test_a_temperature_needs_validation_images():
+    with pytest.raises(ValueError, match="validation_fraction > 0"):
+        study.fit_temperature(np.zeros(0, dtype=int), np.zeros((0, 10)))
+
+
+def test_calibration_verdict_reports_the_means():
+    rows = [{"temperature": 1.5, "ECE before": 0.02, "ECE after": 0.01, "NLL before": 0.05, "NLL after": 0.04},
+            {"temperature": 1.3, "ECE before": 0.01, "ECE after": 0.012, "NLL before": 0.04, "NLL after": 0.035}]
+    text = study.calibration_verdict(rows)
+    assert "over-confident" in text and "1.40" in text and "1.50%" in text and "1.10%" in text
+    assert "lower in 1 of 2 runs" in text
+
+
+@pytest.mark.parametrize(
+    ("n_seeds", "first_seed", "message"),
+    [(1, 0, "n_seeds must be an integer >= 2"), (2.5, 0, "n_seeds must be an integer"),
+     (True, 0, "n_seeds must be an integer"), (3, -1, "first_seed must be in"), (2, 2**32 - 1, "first_seed")],
+)
+def test_seed_list_refuses_bad_values(n_seeds, first_seed, message):
+    with pytest.raises(ValueError, match=message):
+        study.seed_list(n_seeds, first_seed)
+
+
+def test_seed_list():
+    assert study.seed_list(3, 5) == [5, 6, 7]
