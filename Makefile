@@ -63,9 +63,12 @@ lint: $(STAMP)
 NB ?= 01-seed-reproduction
 OUT ?= reports/custom
 PARAMS ?=
+# A notebook that saves its model (it has a run_dir parameter) saves it under runs/custom/, so that
+# the committed report's model is left alone; cached runs (cache_dir) are keyed by their settings.
+RUN_DIR_PARAM = $(if $(shell grep -l '"run_dir = ' notebooks/$(NB).ipynb 2>/dev/null),-p run_dir runs/custom/$(NB))
 run: $(STAMP)
 	$(BIN)/python -m mnist_report notebook notebooks/$(NB).ipynb $(OUT)/$(NB).ipynb --timeout $(TIMEOUT) \
-	    -p output_dir $(OUT) -p run_dir runs/custom/$(NB) $(PARAMS)
+	    -p output_dir $(OUT) $(RUN_DIR_PARAM) $(PARAMS)
 
 # Speed against the PyTorch reference; BENCH_ARGS="--epochs 2 --impls keras-float32,torch" to narrow it.
 BENCH_ARGS ?=

@@ -43,3 +43,16 @@ def _import_tensorflow_quietly() -> None:
 
 
 _import_tensorflow_quietly()
+
+
+def _drop_retracing_warnings() -> None:
+    """Keras traces one predict function per model; a study that evaluates many models in a loop
+    makes TensorFlow warn about "retracing" though nothing is wrong.  Only that warning is dropped."""
+    import logging
+
+    logging.getLogger("tensorflow").addFilter(
+        lambda record: "triggered tf.function retracing" not in record.getMessage()
+    )
+
+
+_drop_retracing_warnings()

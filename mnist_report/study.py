@@ -203,3 +203,34 @@ def seed_list(n_seeds: int, first_seed: int = 0) -> list[int]:
     if not 0 <= first_seed <= 2**32 - n_seeds:
         raise ValueError(f"first_seed must be in [0, 2**32 - n_seeds]; got {first_seed}")
     return list(range(first_seed, first_seed + n_seeds))
+
+
+def paired_difference(baseline: Sequence[float], other: Sequence[float], names=("float32", "other"),
+                      level: float = 0.95) -> dict:  # fmt: skip
+    """Whether ``other`` changes test accuracy against ``baseline``, run for run over the same seeds.
+
+    The same seed gives both runs the same initial weights, validation split and batch order, so
+    the runs are paired: a paired Student t interval of the mean difference (other - baseline).
+    """
+    a, b = np.asarray(baseline, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"need two equal-length lists of at least 2 accuracies; got {len(a)} and {len(b)}")
+    d = b - a
+    res = stats.ttest_rel(b, a)
+    ci = res.confidence_interval(confidence_level=level) if np.any(d != d[0]) else None
+    low, high = (float(ci.low), float(ci.high)) if ci is not None else (float(d[0]), float(d[0]))
+    seed_std = float(a.std(ddof=1))
+    if high < 0:
+        finding = f"{names[1]} **lowers** test accuracy: the whole interval is below zero"
+    elif low > 0:
+        finding = f"{names[1]} **raises** test accuracy: the whole interval is above zero"
+    else:
+        finding = "no change is detectable: the interval contains zero"
+    text = (
+        f"Over the same {len(a)} seeds, {names[1]} minus {names[0]} test accuracy is {d.mean() * 100:+.3f} points "
+        f"on average ({level:.0%} paired t interval {low * 100:+.3f} to {high * 100:+.3f}; "
+        f"p = {float(res.pvalue):.2g}); {finding}. For scale, the seed-to-seed standard deviation of "
+        f"{names[0]} is {seed_std * 100:.3f} points."
+    )
+    return {"names": list(names), "mean_difference": float(d.mean()), "ci_low": low, "ci_high": high,
+            "p_value": float(res.pvalue), "seed_std": seed_std, "text": text}  # fmt: skip

@@ -24,7 +24,8 @@ SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
 # Small parameters per notebook: seconds, not minutes.
 SMALL = {
     "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
-    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 500},
+    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 500,
+                            "compare_precision": "mixed_bfloat16"},
 }
 # where each notebook writes what is not the report (models, cached runs): a directory of the test's own
 WORK_DIRS = {"01-seed-reproduction": "run_dir", "02-multi-seed-study": "cache_dir"}
@@ -105,6 +106,9 @@ def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
         with np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz") as z:
             assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == r["accuracy"]
     assert np.asarray(metrics["summed_confusion_matrix"]).sum() == 2 * 500
+    comparison = metrics["precision_comparison"]
+    assert comparison["names"] == ["float32", "mixed_bfloat16"] and len(comparison["accuracies"]) == 2
+    assert comparison["mean_difference"] == pytest.approx(np.mean(comparison["accuracies"]) - acc.mean())
     assert metrics["hard_core"]["wrong_by_any"] >= metrics["hard_core"]["wrong_by_all"]
     assert set(p.name for p in (out_dir / "figures").glob("*.png")) == {
         f"{name}-{k}.png"

@@ -14,7 +14,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.readme import SEED_METRICS, block_pattern, blocks
+from mnist_report.readme import SEED_METRICS, STUDY_METRICS, block_pattern, blocks
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 REPORTS = PROJECT_ROOT / "reports"
@@ -65,10 +65,18 @@ def test_seed_metrics_are_the_default_configuration_and_reach_99():
         assert (REPORTS / "figures" / f"01-seed-reproduction-{name}.png").is_file(), name
 
 
+def test_study_metrics_are_the_seed_configuration_over_at_least_eight_seeds():
+    metrics = json.loads((REPORTS / STUDY_METRICS).read_text())
+    assert metrics["config"] == {k: v for k, v in TrainConfig().to_dict().items() if k != "seed"}
+    assert len(metrics["runs"]) == len(set(metrics["seeds"])) >= 8
+    assert metrics["data"] == {**metrics["data"], "n_train": 54000, "n_val": 6000, "n_test": 10000}
+    assert metrics["accuracy_summary"]["n_runs"] == len(metrics["runs"])
+
+
 def test_readme_generated_blocks_are_the_ones_the_reports_give():
     readme = (PROJECT_ROOT / "README.md").read_text()
     expected = blocks(REPORTS)
-    assert "results" in expected
+    assert {"results", "study"} <= set(expected)
     for name, markdown in expected.items():
         found = block_pattern(name).search(readme)
         assert found, f"README has no {name} block"

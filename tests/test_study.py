@@ -141,3 +141,18 @@ def test_seed_list_refuses_bad_values(n_seeds, first_seed, message):
 
 def test_seed_list():
     assert study.seed_list(3, 5) == [5, 6, 7]
+
+
+def test_paired_difference_against_a_hand_computed_paired_t_interval():
+    base = [0.990, 0.991, 0.992, 0.993]
+    other = [0.9905, 0.9914, 0.9926, 0.9935]  # differences 5, 4, 6, 5 (x 1e-4)
+    r = study.paired_difference(base, other, ("float32", "bf16"))
+    d = np.array([5, 4, 6, 5]) * 1e-4
+    half = T_975_DF3 * d.std(ddof=1) / 2
+    assert r["mean_difference"] == pytest.approx(d.mean())
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert "**raises**" in r["text"] and r["names"] == ["float32", "bf16"]
+    same = study.paired_difference(base, [a + 1e-4 * s for a, s in zip(base, (1, -1, 1, -1), strict=True)])
+    assert "interval contains zero" in same["text"]
+    with pytest.raises(ValueError, match="equal-length"):
+        study.paired_difference(base, base[:3])
