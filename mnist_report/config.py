@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+ARCHITECTURES = ("seed", "better")
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,11 @@ class TrainConfig:
     n_test: int | None = None  # first n test images; None = all 10,000
     seed: int = 42
     precision: str = "float32"  # or "mixed_bfloat16": bf16 compute, float32 weights and softmax
+    dense_units: int = 128  # width of the dense layer (the seed network's 128)
+    architecture: str = "seed"  # or "better": batch norm, more convolutions, augmentation, cosine schedule
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "seed"):
+        for name in ("epochs", "batch_size", "seed", "dense_units"):
             _check_int(name, getattr(self, name))
         for name in ("n_train", "n_test"):
             if getattr(self, name) is not None:
@@ -54,6 +57,13 @@ class TrainConfig:
                 f"large enough to leave training images after the validation share {self.validation_fraction}",
             )
         _require(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        _require(self.dense_units >= 1, "dense_units", self.dense_units, "an integer >= 1")
+        _require(
+            self.architecture in ARCHITECTURES,
+            "architecture",
+            self.architecture,
+            f"one of {', '.join(ARCHITECTURES)}",
+        )
         if self.n_test is not None:
             _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
 

@@ -231,3 +231,28 @@ def hard_core_gallery(images: np.ndarray, rows: list[dict], n_runs: int, ncols: 
     idx = np.asarray([r["index"] for r in rows], dtype=int)
     titles = [f"#{r['index']}: {r['true']}→{r['usual_prediction']}\n{r['wrong_runs']}/{n_runs} wrong" for r in rows]
     return image_grid(images[idx], titles, ncols=ncols, title_colors=["firebrick"] * len(rows))
+
+
+def tuning_results(trials: list[dict], seed_value: float | None = None) -> Figure:
+    """Each trial's validation accuracy against its learning rate; colour: batch size, size: dense width."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    batch_sizes = sorted({t["batch_size"] for t in trials})
+    palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
+    for b in batch_sizes:
+        rows = [t for t in trials if t["batch_size"] == b]
+        ax.scatter([t["learning_rate"] for t in rows], [t["val_accuracy"] * 100 for t in rows],
+                   s=[t["dense_units"] / 2 + 10 for t in rows], color=palette[b], alpha=0.8,
+                   label=f"batch {b}")  # fmt: skip
+    best = trials[0]
+    ax.scatter([best["learning_rate"]], [best["val_accuracy"] * 100], s=160, facecolors="none",
+               edgecolors="firebrick", linewidths=1.5, label="selected")  # fmt: skip
+    if seed_value is not None:
+        ax.axhline(seed_value * 100, color="darkorange", ls="--", lw=1, label=f"{seed_value:.2%}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale); marker size: dense-layer width")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"Hyperparameter search: {len(trials)} trials, scored on the validation split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -11,6 +11,7 @@ from mnist_report.paths import PROJECT_ROOT
 
 SEED_METRICS = "01-seed-reproduction.metrics.json"
 STUDY_METRICS = "02-multi-seed-study.metrics.json"
+BEYOND_METRICS = "03-beyond-the-seed.metrics.json"
 BENCH = "bench.json"
 
 
@@ -80,6 +81,29 @@ def study_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def beyond_table(metrics: dict) -> str:
+    """A Markdown table of the tuning study, the better network, its ensemble and McNemar's test."""
+    sel, tuned, better, mc = (metrics["search"]["selected"], metrics["tuned"], metrics["better"], metrics["mcnemar"])
+    s = better["summary"]
+    trials = metrics["search"]["trials"]
+    rows = [
+        ("Search", f"{len(trials)} trials (KerasTuner random search, at most {metrics['search']['max_epochs']} "
+                   f"epochs each with early stopping), scored on the validation split"),
+        ("Selected", f"learning rate {sel['learning_rate']:.2e}, batch {sel['batch_size']}, dropout {sel['dropout']}, "
+                     f"dense {sel['dense_units']}, {sel['epochs']} epochs (validation accuracy "
+                     f"{trials[0]['val_accuracy']:.2%})"),
+        ("Tuned seed network, test", f"{tuned['test']['accuracy']:.2%} (one run, trained on the full training set)"),
+        ("Better network, test", f"{s['mean']:.2%} +- {s['std']:.2%} over {s['n_runs']} seeds "
+                                 f"({better['config']['epochs']} epochs, {metrics['precision']})"),
+        ("Ensemble of those runs", f"{better['ensemble']['accuracy']:.2%}"),
+        ("McNemar, seed vs better network (seed 0)", f"{mc['a_only']} vs {mc['b_only']} images right for one "
+                                                     f"only; p = {mc['p_value']:.2g}"),
+    ]  # fmt: skip
+    lines = ["| | beyond the seed |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
 def blocks(reports: Path = PROJECT_ROOT / "reports") -> dict[str, str]:
     """Each generated block's Markdown, for the source files that exist."""
     from mnist_report.bench import table as bench_table
@@ -87,6 +111,7 @@ def blocks(reports: Path = PROJECT_ROOT / "reports") -> dict[str, str]:
     sources = {
         "results": (SEED_METRICS, results_table),
         "study": (STUDY_METRICS, study_table),
+        "beyond": (BEYOND_METRICS, beyond_table),
         "bench": (BENCH, bench_table),
     }
     return {

@@ -10,16 +10,21 @@ holds the saved model, the class probabilities it gives on the validation and te
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import platform
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
 from mnist_report import data, train
@@ -34,13 +39,43 @@ VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def code_version() -> str:
-    """A hash of the training code and the numerical packages' versions."""
+def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
+    """A hash of the training code's files in ``package_dir``."""
     h = hashlib.sha256()
     for name in TRAINING_CODE:
-        h.update(name.encode() + b"\0" + (PACKAGE_DIR / name).read_bytes() + b"\0")
+        h.update(name.encode() + b"\0" + (Path(package_dir) / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# Read once, when the package is imported: the code that runs is the code imported, so a file edited
+# afterwards (in a long-lived notebook kernel, say) cannot give old results a new key.
+_SOURCE_HASH = source_hash()
+
+
+def machine_fingerprint() -> dict:
+    """What makes the same code give other numbers on another machine: the processor's vector
+    instructions (oneDNN picks its kernels by them), any GPU, oneDNN on or off, and Python."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        simd = sorted(f for f in flags.split(":", 1)[1].split() if f.startswith(("avx", "amx", "fma", "sse4")))
+    except (OSError, StopIteration):
+        simd = []
+    return {
+        "machine": platform.machine(),
+        "simd": simd,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "python": platform.python_version(),
+    }
+
+
+@functools.cache
+def code_version() -> str:
+    """The training code as imported, the numerical packages' versions and this machine."""
+    h = hashlib.sha256(_SOURCE_HASH.encode())
     for name in VERSIONED_PACKAGES:
         h.update(f"{name}=={metadata.version(name)}\0".encode())
+    h.update(json.dumps(machine_fingerprint(), sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -91,8 +126,8 @@ def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, ke
     run_dir = from_root(cache_root) / key / f"seed-{config.seed}"
     if (run_dir / "run.json").is_file():
         try:
-            return _load(run_dir)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged: train it again
+            return _load(run_dir, config, key)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # damaged
             print(f"cached run {shown(run_dir)} is unreadable ({e}); training it again")
     splits = data.make_splits(raw, config.validation_fraction, config.seed, config.n_train, config.n_test)
     run = train.train(config, splits, print_fn=None)
@@ -117,13 +152,20 @@ def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, ke
             "test_accuracy": float(np.mean(test_proba.argmax(axis=1) == splits.y_test)),
         },
     )
-    return replace(_load(run_dir), cached=False)
+    return replace(_load(run_dir, config, key), cached=False)
 
 
-def _load(run_dir: Path) -> SeedRun:
+def _load(run_dir: Path, config: TrainConfig, key: str) -> SeedRun:
+    """Read a stored run back, checking that it is the run asked for."""
     meta = read_json(run_dir / "run.json")
+    if meta["key"] != key or meta["config"] != config.to_dict():
+        raise ValueError("its run.json records another key or configuration")
     with np.load(run_dir / "predictions.npz") as z:
         arrays = {k: z[k] for k in ("y_val", "val_proba", "y_test", "test_proba")}
+    for split in ("val", "test"):
+        y, proba = arrays[f"y_{split}"], arrays[f"{split}_proba"]
+        if proba.shape != (len(y), data.NUM_CLASSES):
+            raise ValueError(f"{split} probabilities have shape {proba.shape} for {len(y)} labels")
     return SeedRun(
         seed=int(meta["config"]["seed"]),
         history=meta["history"],

@@ -4,13 +4,21 @@ recur across seeds, and calibration (reliability, expected calibration error, te
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import optimize, stats
 from sklearn.calibration import calibration_curve
 
-from mnist_report.evaluate import CLAIMED_ACCURACY, CLAIMED_PAIRS, binomial_se, pairs_claim, ranked_pairs
+from mnist_report.evaluate import (
+    CLAIMED_ACCURACY,
+    CLAIMED_PAIRS,
+    binomial_se,
+    cross_entropy,
+    pairs_claim,
+    ranked_pairs,
+)
 
 
 def accuracy_summary(accuracies: Sequence[float], n_test: int, level: float = 0.95) -> dict:
@@ -44,14 +52,16 @@ def accuracy_summary(accuracies: Sequence[float], n_test: int, level: float = 0.
 
 
 def accuracy_verdict(summary: dict, claimed: float = CLAIMED_ACCURACY, accuracies=None) -> dict:
-    """Where the claimed accuracy lies relative to the interval of the mean: inside, above or below."""
+    """Where the claimed accuracy lies relative to the interval of the mean (inside, above or below),
+    and whether one run reaching it is plausible (inside the prediction interval of one run)."""
     lo, hi = summary["ci_low"], summary["ci_high"]
     position = "inside" if lo <= claimed <= hi else ("above" if claimed > hi else "below")
     meaning = {
-        "inside": "the measurements are consistent with the claim",
-        "above": "this configuration's mean accuracy is lower than claimed",
-        "below": "this configuration's mean accuracy is higher than claimed",
+        "inside": "the measurements are consistent with the claim as a mean",
+        "above": "on this test set, this configuration's mean accuracy is lower than claimed",
+        "below": "on this test set, this configuration's mean accuracy is higher than claimed",
     }[position]
+    plausible = summary["prediction_low"] <= claimed <= summary["prediction_high"]
     text = (
         f"Over {summary['n_runs']} seeds the test accuracy is {summary['mean']:.2%} +- {summary['std']:.2%} "
         f"(mean +- standard deviation; range {summary['min']:.2%} to {summary['max']:.2%}). The "
@@ -63,12 +73,20 @@ def accuracy_verdict(summary: dict, claimed: float = CLAIMED_ACCURACY, accuracie
         reached = int(np.sum(np.asarray(accuracies) >= claimed))
         text += f" {reached} of {len(accuracies)} runs reach {claimed:.2%}."
     text += (
-        f" One run lands, with {summary['level']:.0%} probability, between {summary['prediction_low']:.2%} "
-        f"and {summary['prediction_high']:.2%}; the binomial standard error of a single run on the test set "
-        f"is {summary['binomial_se_one_run']:.2%}, against a seed-to-seed standard deviation of "
-        f"{summary['std']:.2%}."
+        f" One further run lands, with {summary['level']:.0%} probability, between "
+        f"{summary['prediction_low']:.2%} and {summary['prediction_high']:.2%}, so a single run reporting "
+        f"{claimed:.2%} is {'plausible' if plausible else 'not plausible'} for this configuration. "
+        f"These intervals describe training noise on this one test set; the binomial standard error of a "
+        f"single run's accuracy, from the sample of test images, is {summary['binomial_se_one_run']:.2%}, "
+        f"against a seed-to-seed standard deviation of {summary['std']:.2%}."
     )
-    return {"claimed_accuracy": claimed, "position": position, "runs_reaching_claim": reached, "text": text}
+    return {
+        "claimed_accuracy": claimed,
+        "position": position,
+        "one_run_plausible": bool(plausible),
+        "runs_reaching_claim": reached,
+        "text": text,
+    }
 
 
 def pairs_across_seeds(confusions: Sequence[np.ndarray], claimed_pairs=CLAIMED_PAIRS) -> dict:
@@ -170,11 +188,14 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
     if len(y_true) == 0:
         raise ValueError("fitting a temperature needs a validation split (validation_fraction > 0)")
 
-    def nll(log_t: float) -> float:
-        p = apply_temperature(proba, math.exp(log_t))[np.arange(len(y_true)), y_true]
-        return float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+    def nll(log_t: float) -> float:  # the same clipped cross-entropy the report shows
+        return cross_entropy(y_true, apply_temperature(proba, math.exp(log_t)))
 
-    result = optimize.minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    bounds = (math.log(0.05), math.log(20.0))
+    result = optimize.minimize_scalar(nll, bounds=bounds, method="bounded")
+    if min(abs(result.x - b) for b in bounds) < 1e-3:
+        warnings.warn(f"the fitted temperature {math.exp(result.x):.3g} is at the edge of the search range",
+                      stacklevel=2)  # fmt: skip
     return float(math.exp(result.x))
 
 
@@ -183,13 +204,19 @@ def calibration_verdict(rows: Sequence[dict]) -> str:
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("temperature", "ECE before", "ECE after",
                                                                 "NLL before", "NLL after")}  # fmt: skip
     t = mean["temperature"]
-    tendency = "over-confident (T > 1 softens it)" if t > 1 else "under-confident (T < 1 sharpens it)"
+    over = sum(r["temperature"] > 1 for r in rows)
+    if abs(math.log(t)) < 0.05:
+        tendency = "about calibrated"
+    elif t > 1:
+        tendency = "over-confident (T > 1 softens its probabilities)"
+    else:
+        tendency = "under-confident (T < 1 sharpens its probabilities)"
     better = sum(r["ECE after"] < r["ECE before"] for r in rows)
     return (
-        f"Averaged over {len(rows)} runs the network is {tendency}: fitted temperature {t:.2f}. Expected "
-        f"calibration error on the test set {mean['ECE before']:.2%} as trained, {mean['ECE after']:.2%} "
-        f"after temperature scaling (lower in {better} of {len(rows)} runs); test negative log-likelihood "
-        f"{mean['NLL before']:.4f} -> {mean['NLL after']:.4f}."
+        f"Averaged over {len(rows)} runs the network is {tendency}: mean fitted temperature {t:.2f}, above 1 "
+        f"in {over} of {len(rows)} runs. Expected calibration error on the test set {mean['ECE before']:.2%} as "
+        f"trained, {mean['ECE after']:.2%} after temperature scaling (lower in {better} of {len(rows)} runs); "
+        f"test negative log-likelihood {mean['NLL before']:.4f} -> {mean['NLL after']:.4f}."
     )
 
 
@@ -211,26 +238,40 @@ def paired_difference(baseline: Sequence[float], other: Sequence[float], names=(
 
     The same seed gives both runs the same initial weights, validation split and batch order, so
     the runs are paired: a paired Student t interval of the mean difference (other - baseline).
+    The change is judged against the seed-to-seed standard deviation of ``baseline`` (the noise
+    margin): "within seed noise" needs the whole interval inside plus or minus that margin.
     """
     a, b = np.asarray(baseline, dtype=np.float64), np.asarray(other, dtype=np.float64)
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"need two equal-length lists of at least 2 accuracies; got {len(a)} and {len(b)}")
     d = b - a
+    margin = float(a.std(ddof=1))
+    head = f"Over the same {len(a)} seeds, {names[1]} minus {names[0]} test accuracy is {d.mean() * 100:+.3f} points"
+    if np.all(d == d[0]):  # no spread: a t interval cannot be formed
+        return {"names": list(names), "mean_difference": float(d.mean()), "ci_low": None, "ci_high": None,
+                "p_value": None, "seed_std": margin, "within_noise": None,
+                "text": f"{head} in every run; with no spread in the differences no interval can be formed, so "
+                        f"this cannot be judged."}  # fmt: skip
     res = stats.ttest_rel(b, a)
-    ci = res.confidence_interval(confidence_level=level) if np.any(d != d[0]) else None
-    low, high = (float(ci.low), float(ci.high)) if ci is not None else (float(d[0]), float(d[0]))
-    seed_std = float(a.std(ddof=1))
+    ci = res.confidence_interval(confidence_level=level)
+    low, high = float(ci.low), float(ci.high)
+    within = -margin <= low and high <= margin
     if high < 0:
-        finding = f"{names[1]} **lowers** test accuracy: the whole interval is below zero"
+        direction = f"{names[1]} **lowers** test accuracy (the whole interval is below zero)"
     elif low > 0:
-        finding = f"{names[1]} **raises** test accuracy: the whole interval is above zero"
+        direction = f"{names[1]} **raises** test accuracy (the whole interval is above zero)"
     else:
-        finding = "no change is detectable: the interval contains zero"
+        direction = "no change is detected (the interval contains zero)"
+    noise = (
+        f"the whole interval lies within +-{margin * 100:.3f} points, the seed-to-seed standard deviation of "
+        f"{names[0]}: any change is **within seed noise**"
+        if within
+        else f"the interval reaches beyond +-{margin * 100:.3f} points, the seed-to-seed standard deviation of "
+        f"{names[0]}: a change **as large as seed noise cannot be ruled out**"
+    )
     text = (
-        f"Over the same {len(a)} seeds, {names[1]} minus {names[0]} test accuracy is {d.mean() * 100:+.3f} points "
-        f"on average ({level:.0%} paired t interval {low * 100:+.3f} to {high * 100:+.3f}; "
-        f"p = {float(res.pvalue):.2g}); {finding}. For scale, the seed-to-seed standard deviation of "
-        f"{names[0]} is {seed_std * 100:.3f} points."
+        f"{head} on average ({level:.0%} paired t interval {low * 100:+.3f} to {high * 100:+.3f}; "
+        f"p = {float(res.pvalue):.2g}); {direction}, and {noise}."
     )
     return {"names": list(names), "mean_difference": float(d.mean()), "ci_low": low, "ci_high": high,
-            "p_value": float(res.pvalue), "seed_std": seed_std, "text": text}  # fmt: skip
+            "p_value": float(res.pvalue), "seed_std": margin, "within_noise": bool(within), "text": text}  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import tensorflow as tf
 from mnist_report.config import TrainConfig
 from mnist_report.data import Splits, one_hot
 from mnist_report.io import atomic_path, read_json, write_json
-from mnist_report.model import build_seed_model
+from mnist_report.model import build_model
 
 
 def set_determinism(seed: int) -> None:
@@ -74,6 +75,9 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
     ``print_fn`` receives one line per epoch (None: silent).
     """
     logger = EpochLogger(config.epochs, print_fn or (lambda line: None))
+    if config.architecture == "better":  # cosine decay of the learning rate, epoch by epoch, to 1% of it
+        callbacks = [keras.callbacks.LearningRateScheduler(cosine_schedule(config.learning_rate, config.epochs)),
+                     *callbacks]  # fmt: skip
     validation = batches(splits.x_val, splits.y_val, config.batch_size) if len(splits.y_val) else None
     history = model.fit(
         batches(splits.x_train, splits.y_train, config.batch_size, shuffle_seed=config.seed),
@@ -85,6 +89,16 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
     )
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return Run(model=model, config=config, history=hist, epoch_seconds=logger.seconds)
+
+
+def cosine_schedule(learning_rate: float, epochs: int, floor: float = 0.01):
+    """Epoch -> learning rate: from ``learning_rate`` down to ``floor`` times it, along a half cosine."""
+
+    def schedule(epoch: int, lr=None) -> float:
+        progress = epoch / max(1, epochs - 1)
+        return float(learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))))
+
+    return schedule
 
 
 def train(
@@ -104,7 +118,7 @@ def train(
             stacklevel=2,
         )
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_seed_model(config)
+        model = build_model(config)
     return fit(model, splits, config, print_fn=print_fn)
 
 

@@ -30,6 +30,8 @@ def test_defaults_are_the_seed_experiment():
         ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]"),
         ({"seed": 2**32}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; got 4294967296"),
         ({"precision": "float16"}, r"precision must be one of float32, mixed_bfloat16; got 'float16'"),
+        ({"architecture": "resnet"}, r"architecture must be one of seed, better; got .resnet."),
+        ({"dense_units": 0}, r"dense_units must be an integer >= 1; got 0"),
         ({"epoch": 3}, r"unknown parameter\(s\) epoch; the allowed parameters are epochs, batch_size"),
     ],
 )

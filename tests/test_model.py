@@ -1,7 +1,9 @@
 import keras
+import numpy as np
 
 from mnist_report.config import TrainConfig
-from mnist_report.model import SEED_PARAMS, architecture_table, build_seed_model
+from mnist_report.model import SEED_PARAMS, architecture_table, build_model, build_seed_model
+from mnist_report.train import cosine_schedule
 
 
 def test_seed_architecture_exactly():
@@ -30,3 +32,29 @@ def test_mixed_bfloat16_computes_in_bf16_with_float32_weights_and_output():
     assert model.layers[0].compute_dtype == "bfloat16" and model.layers[0].variable_dtype == "float32"
     assert model.layers[-1].compute_dtype == "float32"  # the softmax stays float32
     assert model.count_params() == SEED_PARAMS
+
+
+def test_dense_units_sets_the_dense_layer_width():
+    model = build_seed_model(TrainConfig(dense_units=64))
+    assert model.layers[5].units == 64
+    assert model.count_params() == SEED_PARAMS - 64 * (1600 + 1) - 64 * 10  # 64 fewer units in and out
+
+
+def test_the_better_network_augments_normalises_and_ends_in_a_float32_softmax():
+    model = build_model(TrainConfig(architecture="better", precision="mixed_bfloat16", dense_units=256))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:3] == ["RandomRotation", "RandomTranslation", "RandomZoom"]
+    assert kinds.count("BatchNormalization") == 7 and kinds.count("Conv2D") == 6
+    assert all(layer.compute_dtype == "float32" for layer in model.layers[:3])  # augmentation in float32
+    assert model.layers[-1].compute_dtype == "float32" and model.output_shape == (None, 10)
+    assert model.name == "better_cnn" and build_model(TrainConfig()).name == "seed_cnn"
+    # augmentation acts in training only: inference is deterministic
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+
+
+def test_the_cosine_schedule_falls_from_the_rate_to_one_percent():
+    schedule = cosine_schedule(0.002, 10)
+    rates = [schedule(e) for e in range(10)]
+    assert rates[0] == 0.002 and abs(rates[-1] - 0.00002) < 1e-12
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))

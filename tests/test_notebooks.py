@@ -27,12 +27,19 @@ SMALL = {
     "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 500,
                             "compare_precision": "mixed_bfloat16"},
 }
-# where each notebook writes what is not the report (models, cached runs): a directory of the test's own
-WORK_DIRS = {"01-seed-reproduction": "run_dir", "02-multi-seed-study": "cache_dir"}
+SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "better_epochs": 1, "n_train": 1000,
+                               "n_test": 500, "precision": "float32"}
+# where each notebook writes what is not the report (models, cached runs, the search): under work/
+WORK_DIRS = {
+    "01-seed-reproduction": ["run_dir"],
+    "02-multi-seed-study": ["cache_dir"],
+    "03-beyond-the-seed": ["cache_dir", "tuner_dir", "run_dir"],
+}
 
 
 def execute(nb_path, out_dir, params):
-    params = {**params, "output_dir": str(out_dir), WORK_DIRS[nb_path.stem]: str(out_dir / "work")}
+    work = {name: str(out_dir / "work" / name) for name in WORK_DIRS[nb_path.stem]}
+    params = {**params, "output_dir": str(out_dir), **work}
     return notebooks.execute(nb_path, out_dir / nb_path.name, params, timeout=600)
 
 
@@ -70,7 +77,7 @@ def test_seed_notebook_numbers_come_from_its_model(executed):
     assert metrics["config"]["epochs"] == 1 and metrics["data"]["n_test"] == 1000
     assert metrics["parameters"] == 225_034
     # an independent evaluation of the saved model gives the reported accuracy and confusion matrix
-    model = train.load_model(out_dir / "work" / "model.keras")
+    model = train.load_model(out_dir / "work" / "run_dir" / "model.keras")
     raw = data.load_idx()
     ev = evaluate(raw.y_test[:1000], predict_proba(model, data.normalise(raw.x_test[:1000])))
     assert ev.accuracy == metrics["test"]["accuracy"]
@@ -101,7 +108,7 @@ def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
     assert summary["mean"] == pytest.approx(acc.mean())
     assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((acc.mean() - half, acc.mean() + half))
     # each stored accuracy is the one its cached run's predictions give
-    runs_dir = next((out_dir / "work").iterdir())
+    runs_dir = next((out_dir / "work" / "cache_dir").iterdir())
     for r in metrics["runs"]:
         with np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz") as z:
             assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == r["accuracy"]
@@ -115,6 +122,35 @@ def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
         for k in ("accuracy-by-seed", "confused-pairs", "confusion-matrix-summed", "digit-error-rates",
                   "shared-errors", "hard-core", "reliability")
     }
+
+
+@pytest.mark.slow
+def test_beyond_notebook_tests_once_and_its_numbers_come_from_its_models(executed):
+    name, out, out_dir = executed
+    if name != "03-beyond-the-seed":
+        pytest.skip("third notebook only")
+    metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
+    trials = metrics["search"]["trials"]
+    assert len(trials) == 2 and trials[0]["val_accuracy"] >= trials[1]["val_accuracy"]
+    selected = metrics["search"]["selected"]
+    assert {k: selected[k] for k in ("learning_rate", "batch_size", "dropout", "dense_units")} == {
+        k: trials[0][k] for k in ("learning_rate", "batch_size", "dropout", "dense_units")}
+    # the tuned model, evaluated independently, gives the reported accuracy
+    raw = data.load_idx()
+    x, y = data.normalise(raw.x_test[:500]), raw.y_test[:500]
+    tuned = train.load_model(out_dir / "work" / "run_dir" / "tuned" / "model.keras")
+    assert evaluate(y, predict_proba(tuned, x)).accuracy == metrics["tuned"]["test"]["accuracy"]
+    # each better run's saved model gives its stored accuracy; the ensemble and McNemar follow from them
+    better_dir = out_dir / "work" / "cache_dir" / metrics["better"]["cache_key"]
+    probas = []
+    for seed, acc in zip(metrics["better"]["seeds"], metrics["better"]["accuracies"], strict=True):
+        model = train.load_model(better_dir / f"seed-{seed}" / "model.keras")
+        probas.append(predict_proba(model, x))
+        assert evaluate(y, probas[-1]).accuracy == pytest.approx(acc, abs=1e-9)
+    assert evaluate(y, np.mean(probas, axis=0)).accuracy == pytest.approx(
+        metrics["better"]["ensemble"]["accuracy"], abs=2e-3)
+    mc = metrics["mcnemar"]
+    assert sum(map(sum, mc["table"])) == 500 and mc["a_only"] == mc["table"][0][1]
 
 
 @pytest.mark.slow

@@ -4,8 +4,10 @@ metrics, the conda environment lists the same packages, CI runs the README's tes
 import json
 
 import nbformat
+import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 try:
     import tomllib
@@ -70,7 +72,15 @@ def test_study_metrics_are_the_seed_configuration_over_at_least_eight_seeds():
     assert metrics["config"] == {k: v for k, v in TrainConfig().to_dict().items() if k != "seed"}
     assert len(metrics["runs"]) == len(set(metrics["seeds"])) >= 8
     assert metrics["data"] == {**metrics["data"], "n_train": 54000, "n_val": 6000, "n_test": 10000}
-    assert metrics["accuracy_summary"]["n_runs"] == len(metrics["runs"])
+    # the committed interval and verdict, recomputed from the committed per-seed accuracies
+    acc = np.array([r["accuracy"] for r in metrics["runs"]])
+    s = metrics["accuracy_summary"]
+    half = stats.t.ppf(0.975, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))
+    assert s["n_runs"] == len(acc) and s["mean"] == pytest.approx(acc.mean())
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((acc.mean() - half, acc.mean() + half))
+    claimed = metrics["accuracy_verdict"]["claimed_accuracy"]
+    position = "inside" if s["ci_low"] <= claimed <= s["ci_high"] else "above" if claimed > s["ci_high"] else "below"
+    assert metrics["accuracy_verdict"]["position"] == position
 
 
 def test_readme_generated_blocks_are_the_ones_the_reports_give():

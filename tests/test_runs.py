@@ -58,3 +58,23 @@ def test_an_unfinished_or_damaged_run_is_trained_again(raw, tmp_path, capsys):
 def test_seeds_must_be_distinct(raw, tmp_path):
     with pytest.raises(ValueError, match="distinct"):
         runs.run_seeds(TINY, [3, 3], raw, tmp_path)
+
+
+def test_the_source_hash_covers_every_training_module(tmp_path):
+    import shutil
+
+    base = runs.source_hash()
+    for name in runs.TRAINING_CODE:
+        copy = tmp_path / name.removesuffix(".py")
+        shutil.copytree(runs.PACKAGE_DIR, copy)
+        (copy / name).write_text((copy / name).read_text() + "\n# edited\n")
+        assert runs.source_hash(copy) != base, name
+    assert runs.source_hash(runs.PACKAGE_DIR) == base
+
+
+def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, capsys):
+    run = runs.run_seed(TINY, raw, tmp_path)
+    meta = json.loads((run.path / "run.json").read_text())
+    (run.path / "run.json").write_text(json.dumps({**meta, "config": {**meta["config"], "dropout": 0.3}}))
+    again = runs.run_seed(TINY, raw, tmp_path)
+    assert not again.cached and "another key or configuration" in capsys.readouterr().out

@@ -37,6 +37,12 @@ def test_the_verdict_places_the_claim_against_the_interval(accuracies, position)
     v = study.accuracy_verdict(s, 0.9925, accuracies)
     assert v["position"] == position
     assert f"**{position}**" in v["text"]
+    meaning = {"inside": "consistent with the claim", "above": "mean accuracy is lower than claimed",
+               "below": "mean accuracy is higher than claimed"}[position]
+    assert meaning in v["text"]
+    plausible = s["prediction_low"] <= 0.9925 <= s["prediction_high"]
+    assert v["one_run_plausible"] == plausible
+    assert ("a single run reporting 99.25% is " + ("plausible" if plausible else "not plausible")) in v["text"]
     assert v["runs_reaching_claim"] == sum(a >= 0.9925 for a in accuracies)
 
 
@@ -126,7 +132,18 @@ def test_calibration_verdict_reports_the_means():
             {"temperature": 1.3, "ECE before": 0.01, "ECE after": 0.012, "NLL before": 0.04, "NLL after": 0.035}]
     text = study.calibration_verdict(rows)
     assert "over-confident" in text and "1.40" in text and "1.50%" in text and "1.10%" in text
-    assert "lower in 1 of 2 runs" in text
+    assert "lower in 1 of 2 runs" in text and "above 1 in 2 of 2 runs" in text
+    under = [{**r, "temperature": 0.7} for r in rows]
+    assert "under-confident" in study.calibration_verdict(under)
+    near = [{**r, "temperature": t} for r, t in zip(rows, (1.01, 0.99), strict=True)]
+    assert "about calibrated" in study.calibration_verdict(near)
+
+
+def test_a_temperature_at_the_edge_of_its_range_is_flagged():
+    y = np.zeros(50, dtype=int)
+    proba = one_hot_confidence(y, np.ones(50, dtype=int), 0.99)  # always wrong, and sure: T wants -> infinity
+    with pytest.warns(UserWarning, match="edge of the search range"):
+        assert study.fit_temperature(y, proba) == pytest.approx(20, rel=0.01)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +169,28 @@ def test_paired_difference_against_a_hand_computed_paired_t_interval():
     assert r["mean_difference"] == pytest.approx(d.mean())
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
     assert "**raises**" in r["text"] and r["names"] == ["float32", "bf16"]
+    assert r["within_noise"] is True  # a real rise, but smaller than the seed-to-seed std of 0.13 points
     same = study.paired_difference(base, [a + 1e-4 * s for a, s in zip(base, (1, -1, 1, -1), strict=True)])
     assert "interval contains zero" in same["text"]
+    assert same["within_noise"] is True and "**within seed noise**" in same["text"]
+    wide = study.paired_difference(base, [a + 2e-3 * s for a, s in zip(base, (1, -1, 1, -1), strict=True)])
+    assert wide["within_noise"] is False and "cannot be ruled out" in wide["text"]
+    constant = study.paired_difference(base, [a + 1e-3 for a in base])
+    assert constant["ci_low"] is None and "cannot be judged" in constant["text"]
     with pytest.raises(ValueError, match="equal-length"):
         study.paired_difference(base, base[:3])
+
+
+def test_reliability_bin_counts_agree_with_calibration_curve_even_on_bin_edges():
+    rng = np.random.default_rng(1)
+    conf = np.concatenate([np.arange(8, 16) / 15, [1.0, 1.0], rng.uniform(0.5, 1, 200)])  # edges k/15 too
+    y = np.zeros(len(conf), dtype=int)
+    predicted = (rng.uniform(size=len(conf)) > conf).astype(int)  # right with probability conf
+    proba = np.zeros((len(conf), 10))
+    proba[np.arange(len(conf)), predicted] = conf
+    proba[np.arange(len(conf)), (predicted + 1) % 10] = 1 - conf  # the predicted class keeps the max
+    r = study.reliability(y, proba, n_bins=15)
+    # the counts are the bins calibration_curve averaged over: weighted back, they give the totals
+    assert r["count"].sum() == len(conf)
+    assert np.sum(r["count"] * r["accuracy"]) == pytest.approx(np.sum(predicted == 0))
+    assert np.sum(r["count"] * r["confidence"]) == pytest.approx(conf.sum())

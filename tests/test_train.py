@@ -112,3 +112,12 @@ def test_cli_train_parser_types_every_config_field():
     args = _parser().parse_args(["train", "--save-model", "m.keras", "--precision", "mixed_bfloat16",
                                  "--learning-rate", "0.01", "--n-train", "500"])  # fmt: skip
     assert (args.precision, args.learning_rate, args.n_train, args.epochs) == ("mixed_bfloat16", 0.01, 500, 10)
+
+
+@pytest.mark.slow
+def test_the_better_network_trains_with_a_falling_learning_rate(small_splits):
+    config = TrainConfig(architecture="better", epochs=2, batch_size=64, seed=3)
+    run = train.train(config, small_splits, print_fn=None)
+    assert run.model.name == "better_cnn"
+    assert run.history["learning_rate"][1] < run.history["learning_rate"][0] == pytest.approx(config.learning_rate)
+    assert len(run.history["val_accuracy"]) == 2

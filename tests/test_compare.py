@@ -1,0 +1,55 @@
+"""McNemar's test and the ensemble, on counts checked by hand."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mnist_report import compare, study
+
+
+def test_mcnemar_counts_the_discordant_images_and_uses_the_exact_test_when_few():
+    y = np.zeros(100, dtype=int)
+    a = y.copy()
+    b = y.copy()
+    a[:3] = 1  # A wrong on 3 images that B gets right
+    b[3:13] = 1  # B wrong on 10 that A gets right
+    a[13:15] = b[13:15] = 1  # both wrong on 2
+    r = compare.mcnemar_test(y, a, b, ("A", "B"))
+    assert r["table"] == [[85, 10], [3, 2]]
+    assert (r["a_only"], r["b_only"], r["exact"]) == (10, 3, True)
+    # exact McNemar = two-sided binomial test of 3 successes in 13 trials at p = 1/2
+    assert r["p_value"] == pytest.approx(stats.binomtest(3, 13, 0.5).pvalue)
+    assert "10 are right for A only and 3 for B only" in r["text"]
+    assert "no difference at the 5% level" in r["text"]
+
+
+def test_mcnemar_chi_square_with_many_discordant_images():
+    y = np.zeros(1000, dtype=int)
+    a, b = y.copy(), y.copy()
+    b[:60] = 1
+    a[60:80] = 1
+    r = compare.mcnemar_test(y, a, b, ("A", "B"))
+    assert not r["exact"] and (r["a_only"], r["b_only"]) == (60, 20)
+    expected = (abs(60 - 20) - 1) ** 2 / 80  # continuity-corrected chi-square
+    assert r["statistic"] == pytest.approx(expected)
+    assert r["p_value"] == pytest.approx(stats.chi2.sf(expected, df=1))
+    assert "A is better at the 5% level" in r["text"]
+
+
+def test_mcnemar_refuses_mismatched_lengths():
+    with pytest.raises(ValueError, match="same length"):
+        compare.mcnemar_test(np.zeros(3), np.zeros(3), np.zeros(4))
+
+
+def test_ensemble_averages_probabilities():
+    p1 = np.array([[0.9, 0.1], [0.4, 0.6]])
+    p2 = np.array([[0.5, 0.5], [0.8, 0.2]])
+    np.testing.assert_allclose(compare.ensemble([p1, p2]), [[0.7, 0.3], [0.6, 0.4]])
+    with pytest.raises(ValueError):
+        compare.ensemble([])
+
+
+def test_goals_text_says_whether_each_goal_is_met():
+    s = study.accuracy_summary([0.9966, 0.9968, 0.9970], n_test=10000)
+    text = compare.goals_text(s, 0.9974, 3)
+    assert "99.68%" in text and "**met**" in text and "**not met**" in text
