@@ -113,7 +113,7 @@ def search(
         SeedHyperModel(base, splits, max_epochs),
         objective=kt.Objective("val_accuracy", direction="max"),
         max_trials=max_trials,
-        seed=seed,
+        seed=seed + 1,  # KerasTuner takes a seed of 0 for "none" and draws a random one
         directory=str(directory),
         project_name="search",
         overwrite=False,

@@ -108,7 +108,7 @@ def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
     assert summary["mean"] == pytest.approx(acc.mean())
     assert (summary["ci_low"], summary["ci_high"]) == pytest.approx((acc.mean() - half, acc.mean() + half))
     # each stored accuracy is the one its cached run's predictions give
-    runs_dir = next((out_dir / "work" / "cache_dir").iterdir())
+    runs_dir = out_dir / "work" / "cache_dir" / metrics["cache_key"]
     for r in metrics["runs"]:
         with np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz") as z:
             assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == r["accuracy"]
