@@ -1,4 +1,4 @@
-"""The package's jobs from a shell: ``python -m mnist_report train|evaluate ...``."""
+"""The package's jobs from a shell: ``python -m mnist_report train|evaluate|predict|notebook|readme ...``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
     sub.add_parser("readme", help="rewrite the README's results table from reports/*.metrics.json")
 
+    pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    pr.add_argument("--model", required=True, metavar="PATH.keras",
+                    help="a trained model, e.g. runs/01-seed-reproduction/model.keras after `make report`")
+    pr.add_argument("--json", action="store_true", help="print machine-readable JSON, one object per image")
+
     nb = sub.add_parser("notebook", help="execute a notebook with papermill, parameters checked first")
     nb.add_argument("notebook", help="e.g. notebooks/01-seed-reproduction.ipynb")
     nb.add_argument("output", help="the executed notebook to write (replaced only if every cell succeeds)")
@@ -48,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "notebook":
             return _notebook(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "readme":
             from mnist_report.readme import update_readme
 
@@ -94,6 +102,20 @@ def _train(args) -> int:
         run.model.save(tmp)
     print(f"saved {out} after {run.train_seconds:.0f} s of training")
     return 0
+
+
+def _predict(args) -> int:
+    """Exit status 1 if any image could not be read, after reporting every one of them."""
+    from mnist_report import predict, train
+
+    model = train.load_model(args.model)
+    results = predict.predict_files(model, args.images)
+    for r in results:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(r)))
+        else:
+            print(r.line(), file=sys.stderr if r.error else sys.stdout)
+    return 1 if any(r.error for r in results) else 0
 
 
 def _evaluate(args) -> int:

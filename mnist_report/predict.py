@@ -1,0 +1,137 @@
+"""A user's own digit image, made to look like an MNIST digit, then classified.
+
+MNIST's digits were made this way (LeCun et al.): a white digit on black, its bounding box scaled
+so that the longer side is 20 pixels (keeping the aspect ratio, with anti-aliasing), pasted into a
+28x28 image so that the centre of mass of its pixels lies at the centre. ``to_mnist`` does the same
+to any image Pillow can read: colour or grey, light or dark background, any size.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+MAX_SIDE = 2048  # larger images are first shrunk to this (the digit ends up 20 px anyway)
+MAX_PIXELS = 100_000_000  # refuse larger images before decoding them: likely a mistake or a bomb
+INK = 0.2  # a pixel is part of the digit when at least this much of the maximum intensity
+
+
+class ImageError(ValueError):
+    """An image that cannot be turned into a digit, with the reason."""
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image file, with a clear error for a missing, empty, huge or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            im = Image.open(path)
+        with im:
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{path}: {width}x{height} pixels is more than this tool reads ({MAX_PIXELS:,})")
+            im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size
+            im.load()
+            return im.copy()
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file that Pillow can read (PNG, JPEG, BMP, GIF, TIFF, ...)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: refused as too large to decode safely ({e})") from None
+    except OSError as e:  # truncated or damaged
+        raise ImageError(f"{path}: the image data is damaged or truncated ({e})") from None
+
+
+def to_grey(im: Image.Image) -> np.ndarray:
+    """Greyscale in [0, 1]; transparent parts become white paper."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(paper, rgba)
+    grey = im.convert("L")
+    if max(grey.size) > MAX_SIDE:
+        grey.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+def to_mnist(image: np.ndarray | Image.Image) -> np.ndarray:
+    """A (28, 28, 1) float32 image in [0, 1], white digit on black, as MNIST's digits were made.
+
+    Inverts a dark-on-light image (judged by the border: MNIST's is black), crops to the digit,
+    scales the longer side to 20 px keeping the aspect ratio, and centres the centre of mass.
+    """
+    grey = to_grey(image) if isinstance(image, Image.Image) else np.asarray(image, dtype=np.float32)
+    if grey.ndim == 3 and grey.shape[-1] == 1:
+        grey = grey[..., 0]
+    if grey.ndim != 2 or min(grey.shape) < 1:
+        raise ImageError(f"expected a 2-D greyscale image; got shape {grey.shape}")
+    if grey.max() > 1.0:
+        grey = grey / 255.0
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 0.5:  # light background: make the digit the bright part, as in MNIST
+        grey, border = 1.0 - grey, 1.0 - border
+    grey = np.clip(grey - np.median(border), 0, None)  # the background (paper shade) becomes black
+    if grey.max() <= 0.05:
+        raise ImageError("no digit found: the image is blank (a single shade)")
+    grey = grey / grey.max()
+    rows = np.flatnonzero(grey.max(axis=1) >= INK)
+    cols = np.flatnonzero(grey.max(axis=0) >= INK)
+    digit = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = digit.shape
+    scale = 20.0 / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    box = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    box = np.clip(box, 0.0, 1.0)
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - box.shape[0]) // 2, (28 - box.shape[1]) // 2
+    canvas[top : top + box.shape[0], left : left + box.shape[1]] = box
+    cy, cx = ndimage.center_of_mass(canvas)
+    # shift by whole pixels so the centre of mass is at pixel (14, 14), where MNIST has it, keeping the
+    # digit on the canvas
+    dy = int(np.clip(round(14.0 - cy), -top, 28 - top - box.shape[0]))
+    dx = int(np.clip(round(14.0 - cx), -left, 28 - left - box.shape[1]))
+    canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
+    return canvas[..., None]
+
+
+@dataclass
+class Prediction:
+    path: str
+    digit: int | None = None
+    probability: float | None = None
+    probabilities: list[float] | None = None
+    error: str | None = None
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.path}: error: {self.error}"
+        return f"{self.path}: {self.digit} (probability {self.probability:.1%})"
+
+
+def predict_files(model, paths: list[str | Path]) -> list[Prediction]:
+    """Each file's predicted digit and its probability; a file that fails gets its error instead."""
+    images, results = [], []
+    for path in paths:
+        try:
+            images.append(to_mnist(load_image(path)))
+            results.append(Prediction(str(path)))
+        except ImageError as e:
+            message = str(e)
+            prefix = f"{path}: "
+            results.append(Prediction(str(path), error=message.removeprefix(prefix)))
+    ok = [r for r in results if r.error is None]
+    if ok:
+        proba = np.asarray(model.predict(np.stack(images), verbose=0), dtype=np.float64)
+        for r, p in zip(ok, proba, strict=True):
+            r.digit, r.probability, r.probabilities = int(p.argmax()), float(p.max()), [float(v) for v in p]
+    return results

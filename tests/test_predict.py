@@ -1,0 +1,129 @@
+"""Your own digit image: made to look like MNIST, then classified; bad files get clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib import font_manager
+from PIL import Image, ImageDraw, ImageFont
+
+from mnist_report import data, predict, train
+from mnist_report.__main__ import main
+from mnist_report.config import TrainConfig
+from mnist_report.evaluate import predict_proba
+
+N = 300  # test digits written out as files
+
+
+@pytest.fixture(scope="module")
+def model_path(raw, tmp_path_factory):
+    """A seed network trained briefly (6,000 images, 2 epochs: about 97% accurate)."""
+    config = TrainConfig(epochs=2, n_train=6000, validation_fraction=0.0, seed=1)
+    splits = data.make_splits(raw, 0.0, 1, 6000, 1000)
+    run = train.train(config, splits, print_fn=None)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    run.model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return train.load_model(model_path)
+
+
+def write(array_or_image, path):
+    im = array_or_image if isinstance(array_or_image, Image.Image) else Image.fromarray(array_or_image)
+    im.save(path)
+    return path
+
+
+def digits_of(results):
+    return np.array([r.digit for r in results])
+
+
+@pytest.mark.slow
+def test_test_set_digits_as_files_get_the_array_paths_predictions(raw, model, tmp_path):
+    x = raw.x_test[:N]
+    array_path = predict_proba(model, data.normalise(x)).argmax(1)
+    plain = [write(x[i], tmp_path / f"d{i}.png") for i in range(N)]
+    inverted = [write(255 - x[i], tmp_path / f"inv{i}.png") for i in range(N)]
+    # scaled 3x, dark ink on a light, off-white colour page of another shape, off centre
+    padded = []
+    for i in range(N):
+        big = Image.fromarray(255 - x[i]).resize((84, 84), Image.Resampling.BILINEAR)
+        page = Image.new("RGB", (160, 120), (250, 245, 235))
+        page.paste(Image.merge("RGB", [big] * 3), (10, 30))
+        padded.append(write(page, tmp_path / f"pad{i}.jpg" if i % 2 else tmp_path / f"pad{i}.png"))
+    from_files = digits_of(predict.predict_files(model, plain))
+    agree = np.mean(from_files == array_path)
+    assert agree >= 0.97, f"PNG path agrees with the array path on {agree:.1%} of {N} digits"
+    np.testing.assert_array_equal(digits_of(predict.predict_files(model, inverted)), from_files)
+    agree_padded = np.mean(digits_of(predict.predict_files(model, padded)) == from_files)
+    assert agree_padded >= 0.95, f"scaled/padded/colour copies agree on {agree_padded:.1%}"
+
+
+def test_to_mnist_centres_a_20_pixel_digit_by_its_centre_of_mass():
+    page = np.full((300, 200), 255, dtype=np.uint8)
+    page[40:240, 60:100] = 0  # a dark bar, 200 x 40 pixels, off centre on white paper
+    out = predict.to_mnist(Image.fromarray(page))[..., 0]
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    rows, cols = np.flatnonzero(out.max(1) > 0.5), np.flatnonzero(out.max(0) > 0.5)
+    assert rows[-1] - rows[0] + 1 == 20 and cols[-1] - cols[0] + 1 == 4  # longer side 20 px, aspect kept
+    cy, cx = np.array(np.nonzero(out)).mean(axis=1)
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
+    assert out[0].max() == 0 and out.max() == pytest.approx(1.0, abs=0.02)  # white digit on black
+
+
+@pytest.mark.slow
+def test_digits_drawn_with_fonts_are_mostly_recognised(model, tmp_path):
+    fonts = {font_manager.findfont(font_manager.FontProperties(family=family, weight=weight))
+             for family in ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono") for weight in ("normal", "bold")}
+    paths, labels = [], []
+    for f, font_file in enumerate(sorted(fonts)):
+        font = ImageFont.truetype(font_file, 160)
+        for digit in range(10):
+            page = Image.new("L", (200, 220), 255)
+            ImageDraw.Draw(page).text((40, 10), str(digit), font=font, fill=0)
+            paths.append(write(page, tmp_path / f"font{f}-{digit}.png"))
+            labels.append(digit)
+    rate = np.mean(digits_of(predict.predict_files(model, paths)) == labels)
+    print(f"font digits recognised: {rate:.0%} of {len(labels)}")
+    assert rate >= 0.6, f"only {rate:.0%} of {len(labels)} font digits recognised"
+
+
+def test_bad_files_get_clear_errors(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    noise = np.random.default_rng(0).integers(0, 256, (100, 100), dtype=np.uint8)
+    (tmp_path / "cut.png").write_bytes(write(noise, tmp_path / "x.png").read_bytes()[:2000])
+    write(np.full((40, 40), 200, np.uint8), tmp_path / "blank.png")
+    Image.new("1", (12000, 10000)).save(tmp_path / "huge.png")
+    cases = {
+        "missing.png": "no such file",
+        "notes.txt": "not an image file",
+        "empty.png": "the file is empty",
+        "cut.png": "damaged or truncated",
+        "huge.png": "more than this tool reads",
+    }
+    for name, message in cases.items():
+        with pytest.raises(predict.ImageError, match=message):
+            predict.load_image(tmp_path / name)
+    with pytest.raises(predict.ImageError, match="the image is blank"):
+        predict.to_mnist(predict.load_image(tmp_path / "blank.png"))
+
+
+@pytest.mark.slow
+def test_cli_reports_every_file_then_fails_if_any_failed(raw, model_path, tmp_path, capsys):
+    good = [write(raw.x_test[i], tmp_path / f"d{i}.png") for i in range(3)]
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert main(["predict", *map(str, good), "--model", str(model_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all("probability" in line for line in out)
+    assert main(["predict", str(good[0]), str(bad), str(good[1]), "--model", str(model_path), "--json"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["error"] is None for r in rows] == [True, False, True]
+    assert rows[1]["path"] == str(bad) and "not an image" in rows[1]["error"]
+    assert rows[0]["digit"] == int(np.argmax(rows[0]["probabilities"])) and len(rows[0]["probabilities"]) == 10
+    assert main(["predict", str(good[0]), "--model", str(tmp_path / "none.keras")]) == 2
+    assert "no such model file" in capsys.readouterr().err
