@@ -20,10 +20,11 @@ SOURCES := $(filter-out mnist_report/bench.py mnist_report/reference_torch.py mn
 # seconds a single cell may run before papermill gives up
 TIMEOUT ?= 7200
 
-.PHONY: help env report test lint run lab bench clean
+.PHONY: help env report check-report test lint run lab bench clean
 help:
 	@echo "make report   execute every notebook into reports/ (ipynb, html, figures, metrics) and update README"
 	@echo "make test     lint + unit tests + every notebook with small parameters + nbval"
+	@echo "make check-report  is the committed report stale? which inputs changed?"
 	@echo "make run NB=01-seed-reproduction PARAMS='-p epochs 5' [OUT=reports/custom]"
 	@echo "              one notebook with other parameters, into its own directory"
 	@echo "make bench    training speed against a PyTorch reference (installs the [bench] extra)"
@@ -49,6 +50,10 @@ reports/%.ipynb: notebooks/%.ipynb $(SOURCES) $(STAMP)
 reports/%.html: reports/%.ipynb
 	$(BIN)/jupyter nbconvert --log-level WARN --to html --stdout $< > reports/.$*.partial.html
 	@mv -f reports/.$*.partial.html $@
+
+# Whether the committed report still matches the working tree (reports/NAME.inputs.json), and why not.
+check-report: $(STAMP)
+	$(BIN)/python -m mnist_report check-report
 
 README.md: $(EXECUTED)
 	$(BIN)/python -m mnist_report readme
@@ -81,4 +86,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf runs reports/custom reports/.*.partial.* reports/*.failed.ipynb
+	rm -rf runs reports/custom reports/.*.partial.* reports/.*.staging reports/*.failed.ipynb

@@ -1,4 +1,4 @@
-"""The package's jobs from a shell: ``python -m mnist_report train|evaluate|predict|notebook|readme ...``."""
+"""The package's jobs from a shell: ``python -m mnist_report train|evaluate|predict|notebook|readme|check-report``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, default=None, help="first N test images (default: all)")
     ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
     sub.add_parser("readme", help="rewrite the README's results table from reports/*.metrics.json")
+    sub.add_parser("check-report", help="say whether reports/ is stale against the working tree, and why")
 
     pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "notebook":
             return _notebook(args)
+        if args.command == "check-report":
+            return _check_report()
         if args.command == "predict":
             return _predict(args)
         if args.command == "readme":
@@ -102,6 +105,19 @@ def _train(args) -> int:
         run.model.save(tmp)
     print(f"saved {out} after {run.train_seconds:.0f} s of training")
     return 0
+
+
+def _check_report() -> int:
+    """Exit status 1 if any notebook's report is stale."""
+    from mnist_report import provenance
+
+    stale = False
+    for name, reasons in provenance.check().items():
+        stale |= bool(reasons)
+        print(f"{name}: " + (f"STALE: {'; '.join(reasons)}" if reasons else "up to date"))
+    if stale:
+        print("run `make report` to regenerate the stale notebooks", file=sys.stderr)
+    return 1 if stale else 0
 
 
 def _predict(args) -> int:

@@ -4,12 +4,15 @@ output written atomically, and a failure reported by notebook and cell."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import papermill as pm
 
+from mnist_report import provenance
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.report import STAGING_ENV
 
 
 def parse_value(text: str) -> Any:
@@ -46,6 +49,11 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
+    # Figures and metrics meant for the output's directory go to a staging directory first.
+    stage = output.with_name(f".{output.stem}.staging")
+    shutil.rmtree(stage, ignore_errors=True)
+    saved_env = os.environ.get(STAGING_ENV)
+    os.environ[STAGING_ENV] = f"{output.parent.resolve()}{os.pathsep}{stage.resolve()}"
     try:
         pm.execute_notebook(
             str(notebook), str(partial), parameters=params, kernel_name="python3", cwd=str(PROJECT_ROOT),
@@ -53,14 +61,41 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
         )  # fmt: skip
     except pm.PapermillExecutionError as e:
         os.replace(partial, failed)
+        shutil.rmtree(stage, ignore_errors=True)
         first_line = next((line for line in e.source.splitlines() if line.strip()), "")
         raise RuntimeError(
             f"{notebook} failed in the cell that begins `{first_line}` (execution count {e.exec_count}): "
-            f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} was left as it was"
+            f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} and its "
+            f"figures and metrics were left as they were"
         ) from None
     except BaseException:  # interrupted or timed out: nothing half-written remains
         partial.unlink(missing_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
         raise
-    os.replace(partial, output)
+    finally:
+        if saved_env is None:
+            os.environ.pop(STAGING_ENV, None)
+        else:
+            os.environ[STAGING_ENV] = saved_env
+    publish(stage, output.parent, output.stem)
+    provenance.record(notebook, output)
+    os.replace(partial, output)  # last: Make sees the notebook as up to date only when all is in place
     failed.unlink(missing_ok=True)
     return output
+
+
+def publish(stage: Path, target: Path, name: str) -> None:
+    """Move a successful run's staged files into ``target``, replacing the notebook's previous
+    figures (those the new run no longer makes are removed) and metrics."""
+    if not stage.is_dir():
+        return
+    new_figures = {p.name for p in (stage / "figures").glob("*")} if (stage / "figures").is_dir() else set()
+    for old in (target / "figures").glob(f"{name}-*.png"):
+        if old.name not in new_figures:
+            old.unlink()
+    for path in sorted(stage.rglob("*")):
+        if path.is_file():
+            destination = target / path.relative_to(stage)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
+    shutil.rmtree(stage, ignore_errors=True)

@@ -18,7 +18,8 @@ from scipy import ndimage
 
 MAX_SIDE = 2048  # larger images are first shrunk to this (the digit ends up 20 px anyway)
 MAX_PIXELS = 100_000_000  # refuse larger images before decoding them: likely a mistake or a bomb
-INK = 0.2  # a pixel is part of the digit when at least this much of the maximum intensity
+INK = 0.05  # a pixel is part of the digit when at least this much of the maximum intensity
+MIN_STROKE_PIXELS = 6  # a digit has a connected stroke of at least this many pixels
 
 
 class ImageError(ValueError):
@@ -28,6 +29,8 @@ class ImageError(ValueError):
 def load_image(path: str | Path) -> Image.Image:
     """Open an image file, with a clear error for a missing, empty, huge or unreadable file."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -47,21 +50,32 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageError(f"{path}: not an image file that Pillow can read (PNG, JPEG, BMP, GIF, TIFF, ...)") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as too large to decode safely ({e})") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
     except OSError as e:  # truncated or damaged
         raise ImageError(f"{path}: the image data is damaged or truncated ({e})") from None
 
 
 def to_grey(im: Image.Image) -> np.ndarray:
-    """Greyscale in [0, 1]; transparent parts become white paper."""
+    """Greyscale in [0, 1], whatever the mode: 16-bit and float images are scaled by their range;
+    transparent parts become paper of the shade opposite to the ink (so white ink stays visible)."""
     im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(paper, rgba)
-    grey = im.convert("L")
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        grey = Image.fromarray(((np.nan_to_num(a, nan=lo) - lo) / (hi - lo) if hi > lo else a * 0).astype(np.float32))
+    else:
+        if im.has_transparency_data:
+            rgba = im.convert("RGBA")
+            alpha = np.asarray(rgba.getchannel("A")) > 127
+            ink = np.asarray(rgba.convert("L"))[alpha]
+            shade = 0 if ink.size and ink.mean() > 127 else 255
+            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (shade, shade, shade, 255)), rgba)
+        grey = im.convert("L")
     if max(grey.size) > MAX_SIDE:
         grey.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    return np.asarray(grey, dtype=np.float32) / 255.0
+    a = np.asarray(grey, dtype=np.float32)
+    return a if grey.mode == "F" else a / 255.0
 
 
 def to_mnist(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -78,20 +92,27 @@ def to_mnist(image: np.ndarray | Image.Image) -> np.ndarray:
     if grey.max() > 1.0:
         grey = grey / 255.0
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:  # light background: make the digit the bright part, as in MNIST
+    if np.median(border) > (grey.min() + grey.max()) / 2:  # light paper: make the ink the bright part
         grey, border = 1.0 - grey, 1.0 - border
-    grey = np.clip(grey - np.median(border), 0, None)  # the background (paper shade) becomes black
+    grey = np.clip(grey - np.median(border), 0, None)  # the paper's shade becomes black
     if grey.max() <= 0.05:
         raise ImageError("no digit found: the image is blank (a single shade)")
     grey = grey / grey.max()
-    rows = np.flatnonzero(grey.max(axis=1) >= INK)
-    cols = np.flatnonzero(grey.max(axis=0) >= INK)
+    # the digit: the connected strokes, without specks (noise, dust) far smaller than the largest stroke
+    labels, n = ndimage.label(grey >= INK)
+    sizes = np.bincount(labels.ravel())[1:]
+    if sizes.max() < MIN_STROKE_PIXELS:
+        raise ImageError("no digit found: only specks (noise) on a plain background")
+    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.05 * sizes.max()))
+    rows = np.flatnonzero(keep.any(axis=1))
+    cols = np.flatnonzero(keep.any(axis=0))
     digit = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = digit.shape
     scale = 20.0 / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     box = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
     box = np.clip(box, 0.0, 1.0)
+    box = box / box.max() if box.max() > 0 else box  # thin strokes shrunk a lot stay full strength
     canvas = np.zeros((28, 28), dtype=np.float32)
     top, left = (28 - box.shape[0]) // 2, (28 - box.shape[1]) // 2
     canvas[top : top + box.shape[0], left : left + box.shape[1]] = box
@@ -126,9 +147,9 @@ def predict_files(model, paths: list[str | Path]) -> list[Prediction]:
             images.append(to_mnist(load_image(path)))
             results.append(Prediction(str(path)))
         except ImageError as e:
-            message = str(e)
-            prefix = f"{path}: "
-            results.append(Prediction(str(path), error=message.removeprefix(prefix)))
+            results.append(Prediction(str(path), error=str(e).removeprefix(f"{path}: ")))
+        except Exception as e:  # anything else Pillow raises for an odd file: report it, go on with the rest
+            results.append(Prediction(str(path), error=f"could not read it ({type(e).__name__}: {e})"))
     ok = [r for r in results if r.error is None]
     if ok:
         proba = np.asarray(model.predict(np.stack(images), verbose=0), dtype=np.float64)

@@ -97,7 +97,11 @@ def beyond_table(metrics: dict) -> str:
                                  f"({better['config']['epochs']} epochs, {metrics['precision']})"),
         ("Ensemble of those runs", f"{better['ensemble']['accuracy']:.2%}"),
         ("McNemar, seed vs better network (seed 0)", f"{mc['a_only']} vs {mc['b_only']} images right for one "
-                                                     f"only; p = {mc['p_value']:.2g}"),
+                                                     f"only; exact p = {mc['p_value']:.2g}"),
+        ("McNemar, the two ensembles", f"{metrics['mcnemar_ensembles']['a_only']} vs "
+                                       f"{metrics['mcnemar_ensembles']['b_only']}; exact p = "
+                                       f"{metrics['mcnemar_ensembles']['p_value']:.2g}"),
+        ("Slowest better-network run", f"{max(better['train_seconds']) / 60:.1f} min of training"),
     ]  # fmt: skip
     lines = ["| | beyond the seed |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]

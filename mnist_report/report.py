@@ -17,11 +17,18 @@ from mnist_report.paths import from_root
 PACKAGES = ("tensorflow", "keras", "numpy", "scikit-learn", "matplotlib", "seaborn")
 
 
+STAGING_ENV = "MNIST_REPORT_STAGING"  # set by notebooks.execute: "<output dir>" + os.pathsep + "<staging dir>"
+
+
 class Outputs:
-    """The output files of one notebook, named after it (e.g. ``01-seed-reproduction``)."""
+    """The output files of one notebook, named after it (e.g. ``01-seed-reproduction``).
+
+    When ``notebooks.execute`` runs the notebook, the files meant for its output directory are
+    written to a staging directory instead, and moved into place only if every cell succeeds.
+    """
 
     def __init__(self, output_dir: str | Path, name: str):
-        self.dir = from_root(output_dir)
+        self.dir = staged(from_root(output_dir))
         self.name = name
         self.figures_dir = self.dir / "figures"
         self.metrics_path = self.dir / f"{name}.metrics.json"
@@ -35,6 +42,14 @@ class Outputs:
 
     def write_metrics(self, metrics: dict) -> Path:
         return write_json(self.metrics_path, {"notebook": self.name, **metrics, "environment": environment()})
+
+
+def staged(directory: Path) -> Path:
+    """``directory``, or its staging directory while ``notebooks.execute`` runs a notebook into it."""
+    target, _, stage = os.environ.get(STAGING_ENV, "").partition(os.pathsep)
+    if target and stage and Path(directory).resolve() == Path(target).resolve():
+        return Path(stage)
+    return Path(directory)
 
 
 def environment() -> dict:

@@ -8,6 +8,8 @@ images are not passed to anything in this module. Finished trials are stored und
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -27,12 +29,13 @@ SPACE = {
     "dropout": (0.25, 0.4, 0.5),
     "dense_units": (64, 128, 256),
 }
+PATIENCE = 3  # epochs without a better validation accuracy before a trial stops
 
 
 class SeedHyperModel(kt.HyperModel):
     """The seed network with its hyperparameters drawn by the tuner."""
 
-    def __init__(self, base: TrainConfig, splits: Splits, max_epochs: int, patience: int = 3):
+    def __init__(self, base: TrainConfig, splits: Splits, max_epochs: int, patience: int = PATIENCE):
         super().__init__(name="seed_network")
         self.base, self.splits, self.max_epochs, self.patience = base, splits, max_epochs, patience
 
@@ -55,7 +58,9 @@ class SeedHyperModel(kt.HyperModel):
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, callbacks=(), **kwargs):
         config = self.config(hp)
         s = self.splits
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
+        # the same quantity chooses the epoch and scores the trial: validation accuracy
+        stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=self.patience,
+                                             restore_best_weights=True)  # fmt: skip
         return model.fit(
             train.batches(s.x_train, s.y_train, config.batch_size, shuffle_seed=config.seed),
             validation_data=train.batches(s.x_val, s.y_val, 1000),
@@ -109,13 +114,19 @@ def search(
     for name, value, low in (("max_trials", max_trials, 1), ("max_epochs", max_epochs, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    # Finished trials are read back from the directory only for exactly this search: the same base
+    # settings, search space, budget, seed and code of this module.
+    settings = json.dumps({"base": base.to_dict(), "space": SPACE, "max_trials": max_trials, "max_epochs": max_epochs,
+                           "patience": PATIENCE, "seed": seed, "n_train": len(splits.y_train),
+                           "n_val": len(splits.y_val)}, sort_keys=True)  # fmt: skip
+    key = hashlib.sha256(settings.encode() + Path(__file__).read_bytes()).hexdigest()[:16]
     tuner = _Search(
-        SeedHyperModel(base, splits, max_epochs),
+        SeedHyperModel(base, splits, max_epochs, PATIENCE),
         objective=kt.Objective("val_accuracy", direction="max"),
         max_trials=max_trials,
         seed=seed + 1,  # KerasTuner takes a seed of 0 for "none" and draws a random one
         directory=str(directory),
-        project_name="search",
+        project_name=f"search-{key}",
         overwrite=False,
         print_fn=print_fn or (lambda line: None),
     )
@@ -126,7 +137,7 @@ def search(
     rows = []
     for trial in completed:
         history = trial.metrics.get_history("val_accuracy")
-        best_step = max(history, key=lambda o: o.value[0]).step if history else None
+        best_step = max(history, key=lambda o: o.value[0]).step if history else max_epochs - 1
         rows.append({**trial.hyperparameters.values, "val_accuracy": float(trial.score),
-                     "best_epoch": None if best_step is None else best_step + 1, "trial": trial.trial_id})  # fmt: skip
+                     "best_epoch": best_step + 1, "trial": trial.trial_id})  # fmt: skip
     return rows

@@ -56,7 +56,7 @@ def test_test_set_digits_as_files_get_the_array_paths_predictions(raw, model, tm
         padded.append(write(page, tmp_path / f"pad{i}.jpg" if i % 2 else tmp_path / f"pad{i}.png"))
     from_files = digits_of(predict.predict_files(model, plain))
     agree = np.mean(from_files == array_path)
-    assert agree >= 0.97, f"PNG path agrees with the array path on {agree:.1%} of {N} digits"
+    assert agree >= 0.995, f"PNG path agrees with the array path on {agree:.1%} of {N} digits"
     np.testing.assert_array_equal(digits_of(predict.predict_files(model, inverted)), from_files)
     agree_padded = np.mean(digits_of(predict.predict_files(model, padded)) == from_files)
     assert agree_padded >= 0.95, f"scaled/padded/colour copies agree on {agree_padded:.1%}"
@@ -127,3 +127,56 @@ def test_cli_reports_every_file_then_fails_if_any_failed(raw, model_path, tmp_pa
     assert rows[0]["digit"] == int(np.argmax(rows[0]["probabilities"])) and len(rows[0]["probabilities"]) == 10
     assert main(["predict", str(good[0]), "--model", str(tmp_path / "none.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
+
+
+def ring(size=200, stroke=8, ink=0, paper=255):
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    page = np.full((size, size), paper, dtype=np.uint8)
+    page[np.abs(r - size / 3) < stroke / 2] = ink
+    return page
+
+
+def transparent_palette():
+    im = Image.fromarray(ring()).convert("P")
+    im.info["transparency"] = im.getpixel((0, 0))  # the paper's palette entry is transparent
+    return im
+
+
+def centred_ring_ok(out):
+    out = out[..., 0]
+    assert out.max() == pytest.approx(1.0, abs=0.02)
+    rows = np.flatnonzero(out.max(1) > 0.3)
+    assert 18 <= rows[-1] - rows[0] + 1 <= 21 and out[14, 14] < 0.2  # a 20 px ring with a hole
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: Image.fromarray(ring()), id="grey-dark-on-white"),
+        pytest.param(lambda: Image.fromarray(ring(ink=25, paper=115)), id="dark-on-grey-paper"),
+        pytest.param(lambda: Image.fromarray(ring(ink=255, paper=0)), id="white-on-black"),
+        pytest.param(lambda: Image.fromarray(ring(1000, 8)), id="thin-stroke-shrunk-a-lot"),
+        pytest.param(lambda: Image.fromarray(ring().astype(np.uint16) * 200), id="16-bit"),
+        pytest.param(lambda: Image.fromarray(ring().astype(np.float32) / 255, "F"), id="float"),
+        pytest.param(lambda: Image.merge("RGBA", [Image.fromarray(ring(ink=255, paper=255))] * 3
+                                         + [Image.fromarray(255 - ring())]), id="white-ink-on-transparent"),
+        pytest.param(lambda: transparent_palette(), id="palette-with-transparent-paper"),
+        pytest.param(lambda: Image.fromarray(np.stack([ring(ink=200, paper=30)] * 3, -1)).convert("CMYK"), id="cmyk"),
+    ],
+)
+def test_preprocessing_handles_odd_images(make, tmp_path):
+    im = make()
+    suffix = ".jpg" if im.mode == "CMYK" else ".tif" if im.mode == "F" else ".png"
+    path = tmp_path / f"img{suffix}"
+    im.save(path)
+    centred_ring_ok(predict.to_mnist(predict.load_image(path)))
+
+
+def test_noise_on_paper_is_not_a_digit():
+    rng = np.random.default_rng(0)
+    page = np.full((300, 300), 230, dtype=np.uint8)
+    specks = rng.integers(0, 300, size=(40, 2))
+    page[specks[:, 0], specks[:, 1]] = 20  # single dark pixels: dust, not a digit
+    with pytest.raises(predict.ImageError, match="only specks"):
+        predict.to_mnist(Image.fromarray(page))

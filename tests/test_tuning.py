@@ -28,3 +28,15 @@ def test_the_search_needs_a_validation_split(small_splits, tmp_path):
         tuning.search(TrainConfig(), small_splits.full_training(), 1, 1, tmp_path)
     with pytest.raises(ValueError, match="max_trials must be an integer >= 1"):
         tuning.search(TrainConfig(), small_splits, 0, 1, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_search_never_looks_at_the_test_images(small_splits, tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    poisoned = dataclasses.replace(small_splits, x_test=np.full_like(small_splits.x_test, np.nan),
+                                   y_test=np.zeros_like(small_splits.y_test))  # fmt: skip
+    rows = tuning.search(TrainConfig(), small_splits, 1, 1, tmp_path / "a", print_fn=None)
+    assert tuning.search(TrainConfig(), poisoned, 1, 1, tmp_path / "b", print_fn=None) == rows

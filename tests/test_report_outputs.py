@@ -1,0 +1,89 @@
+"""`make report`'s outputs are all-or-nothing per notebook, and record what they were made from."""
+
+import json
+
+import nbformat
+import pytest
+
+from mnist_report import provenance
+from mnist_report.__main__ import main
+
+
+@pytest.fixture
+def figs(tmp_path):
+    """A notebook that writes a figure and metrics through Outputs, then fails when x == 0."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1\noutput_dir = 'reports'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\nfrom mnist_report.report import Outputs\n"
+            "out = Outputs(output_dir, 'figs')\nfig, ax = plt.subplots()\nax.plot([x, x])\n"
+            "out.figure(fig, 'b' if x == 2 else 'a')\nout.write_metrics({'x': x})"
+        ),
+        nbformat.v4.new_code_cell("assert x != 0, 'x must not be zero'"),
+    ]
+    path = tmp_path / "figs.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def run(nb, reports, x):
+    return main(["notebook", str(nb), str(reports / "figs.ipynb"), "-p", "x", str(x), "-p", "output_dir", str(reports)])
+
+
+@pytest.mark.slow
+def test_a_failed_notebook_leaves_every_previous_output_intact(figs, tmp_path, capsys):
+    reports = tmp_path / "reports"
+    assert run(figs, reports, 1) == 0
+    files = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert {str(p) for p in files} == {"figs.ipynb", "figs.metrics.json", "figs.inputs.json", "figures/figs-a.png"}
+    # the failing run wrote a figure and metrics before its failing cell: none of it reaches reports/
+    assert run(figs, reports, 0) == 1
+    err = capsys.readouterr().err
+    assert "x must not be zero" in err and "figures and metrics were left as they were" in err
+    after = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert {k: v for k, v in after.items() if k.name != "figs.failed.ipynb"} == files
+    assert not list(reports.glob(".*"))  # no staging or partial files left behind
+    # a later successful run replaces the figures: the one it no longer makes is removed
+    assert run(figs, reports, 2) == 0
+    assert sorted(p.name for p in (reports / "figures").iterdir()) == ["figs-b.png"]
+    assert json.loads((reports / "figs.metrics.json").read_text())["x"] == 2
+
+
+def test_check_report_names_what_changed(tmp_path):
+    root = tmp_path
+    for d in ("notebooks", "reports", "mnist_report", "data/mnist"):
+        (root / d).mkdir(parents=True)
+    nb = root / "notebooks" / "01-x.ipynb"
+    nb.write_text("{}")
+    (root / "mnist_report" / "model.py").write_text("a = 1\n")
+    (root / "mnist_report" / "bench.py").write_text("b = 1\n")
+    (root / "data" / "mnist" / "SHA256SUMS").write_text("x\n")
+    check = lambda: provenance.check(root / "reports", root / "notebooks", root)  # noqa: E731
+    assert check() == {"01-x": ["reports/01-x.ipynb does not exist"]}
+    (root / "reports" / "01-x.ipynb").write_text("{}")
+    assert "made before inputs were recorded" in check()["01-x"][0]
+    provenance.record(nb, root / "reports" / "01-x.ipynb", root)
+    assert check() == {"01-x": []}
+    (root / "mnist_report" / "bench.py").write_text("b = 2\n")  # not report code: still up to date
+    assert check() == {"01-x": []}
+    (root / "mnist_report" / "model.py").write_text("a = 2\n")
+    nb.write_text('{"cells": []}')
+    (root / "mnist_report" / "new.py").write_text("")
+    assert check() == {"01-x": ["notebooks/01-x.ipynb changed", "mnist_report/model.py changed",
+                                "mnist_report/new.py is new"]}
+    recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
+    recorded["packages"]["keras"] = "0.0.1"
+    changed = provenance.differences(recorded, provenance.inputs(nb, root))
+    assert any(line.startswith("keras 0.0.1 -> ") for line in changed)
+
+
+def test_check_report_cli(capsys, monkeypatch):
+    monkeypatch.setattr(provenance, "check", lambda: {"01-a": [], "02-b": ["mnist_report/train.py changed"]})
+    assert main(["check-report"]) == 1
+    out = capsys.readouterr().out
+    assert "01-a: up to date" in out and "02-b: STALE: mnist_report/train.py changed" in out
+    monkeypatch.setattr(provenance, "check", lambda: {"01-a": []})
+    assert main(["check-report"]) == 0
+
