@@ -43,7 +43,9 @@ $(STAMP): pyproject.toml
 report: $(HTML) README.md
 
 # Executed into a temporary file; only a notebook that ran to the end replaces the previous one.
-reports/%.ipynb: notebooks/%.ipynb $(SOURCES) $(STAMP)
+# The environment is an order-only prerequisite: creating it does not make a report stale, a change to
+# pyproject.toml (in SOURCES) does.
+reports/%.ipynb: notebooks/%.ipynb $(SOURCES) | $(STAMP)
 	@echo "== executing $< (one log line per epoch follows)"
 	$(BIN)/python -m mnist_report notebook $< $@ --timeout $(TIMEOUT)
 
