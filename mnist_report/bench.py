@@ -115,7 +115,8 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
         config = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, precision=impl.split("-", 1)[1])
         train.set_determinism(seed)
         model = build_seed_model(config)
-        # one pipeline, built once and reshuffled every epoch, as train.fit builds it for a whole run
+        # train.fit's pipeline, built once: every timed epoch reads the first epoch's order of batches
+        # (an order is a permutation of the same images, so it does not change the time)
         batches = train.batches(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed)
         run_epoch = lambda: model.fit(batches, epochs=1, shuffle=False, verbose=0)  # noqa: E731
         predict = lambda x: predict_proba(model, x)  # noqa: E731

@@ -31,12 +31,7 @@ def build_seed_model(config: TrainConfig) -> keras.Model:
         ],
         name="seed_cnn",
     )
-    model.compile(
-        loss="categorical_crossentropy",
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        metrics=["accuracy"],
-    )
-    return model
+    return _compile(model, config)
 
 
 def build_better_model(config: TrainConfig) -> keras.Model:
@@ -83,6 +78,11 @@ def build_better_model(config: TrainConfig) -> keras.Model:
         ],
         name="better_cnn",
     )
+    return _compile(model, config)
+
+
+def _compile(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """Both networks: categorical cross-entropy, Adam at ``config.learning_rate``, accuracy."""
     model.compile(
         loss="categorical_crossentropy",
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),

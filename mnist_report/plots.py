@@ -63,6 +63,27 @@ def error_gallery(images, y_true, y_pred, confidence, indices, ncols: int = 8) -
     return image_grid(images[indices], titles, ncols=ncols, title_colors=["firebrick"] * len(indices))
 
 
+def preprocessing_examples(originals, images, labels, proba) -> Figure:
+    """Each image as given (top row) and made MNIST-like, 28x28, with the prediction (bottom row):
+    the digit predicted and its probability, red where it is not ``labels``."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 3.0), squeeze=False)
+    for k in range(n):
+        top, bottom = axes[0, k], axes[1, k]
+        top.imshow(np.asarray(originals[k]), cmap="gray", vmin=0, vmax=255)
+        top.set_title(f"given: {labels[k]}", fontsize=8)
+        bottom.imshow(np.asarray(images[k]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+        guess = int(np.argmax(proba[k]))
+        bottom.set_title(f"{guess} ({proba[k][guess]:.0%})", fontsize=8,
+                         color="black" if guess == labels[k] else "firebrick")  # fmt: skip
+        top.axis("off")
+        bottom.axis("off")
+    axes[0, 0].text(-0.15, 0.5, "image", rotation=90, va="center", ha="right", transform=axes[0, 0].transAxes)
+    axes[1, 0].text(-0.15, 0.5, "28x28", rotation=90, va="center", ha="right", transform=axes[1, 0].transAxes)
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(history: dict[str, list[float]]) -> Figure:
     """Loss and accuracy per epoch, training and validation side by side."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))

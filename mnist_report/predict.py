@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from mnist_report.evaluate import predict_proba
+
 MAX_SIDE = 2048  # larger images are first shrunk to this (the digit ends up 20 px anyway)
 MAX_PIXELS = 100_000_000  # refuse larger images before decoding them: likely a mistake or a bomb
 INK = 0.05  # a pixel is part of the digit when at least this much of the maximum intensity
@@ -152,7 +154,31 @@ def predict_files(model, paths: list[str | Path]) -> list[Prediction]:
             results.append(Prediction(str(path), error=f"could not read it ({type(e).__name__}: {e})"))
     ok = [r for r in results if r.error is None]
     if ok:
-        proba = np.asarray(model.predict(np.stack(images), verbose=0), dtype=np.float64)
+        proba = predict_proba(model, np.stack(images))
         for r, p in zip(ok, proba, strict=True):
             r.digit, r.probability, r.probabilities = int(p.argmax()), float(p.max()), [float(v) for v in p]
     return results
+
+
+FONT_FAMILIES = ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono")  # shipped with matplotlib
+
+
+def font_digits() -> tuple[list[Image.Image], np.ndarray, list[str]]:
+    """The digits 0-9 typeset in each of ``FONT_FAMILIES``, normal and bold, dark on a white page
+    (160-point glyphs on 200x220 pages): digit images that have nothing to do with MNIST.
+    Returns the pages, their labels and the font of each."""
+    from matplotlib import font_manager
+    from PIL import ImageDraw, ImageFont
+
+    pages, labels, names = [], [], []
+    for family in FONT_FAMILIES:
+        for weight in ("normal", "bold"):
+            prop = font_manager.FontProperties(family=family, weight=weight)
+            font = ImageFont.truetype(font_manager.findfont(prop, fallback_to_default=False), 160)
+            for digit in range(10):
+                page = Image.new("L", (200, 220), 255)
+                ImageDraw.Draw(page).text((40, 10), str(digit), font=font, fill=0)
+                pages.append(page)
+                labels.append(digit)
+                names.append(f"{family} {weight}")
+    return pages, np.array(labels), names

@@ -5,7 +5,8 @@ decides its result except the seed: the configuration, the training code (the pa
 listed in ``TRAINING_CODE``), the data's content and the versions of the numerical packages. A
 change to any of them gives a new key, so a stale result is never read back. Each run directory
 holds the saved model, the class probabilities it gives on the validation and test images, and
-``run.json`` (written last, so a run interrupted halfway is trained again, never half-read).
+``run.json`` (written last, so a run interrupted halfway is never half-read). While a run trains,
+its ``backup/`` holds the state after each epoch, so a run killed halfway resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 import zipfile
 import zlib
@@ -109,7 +111,9 @@ class SeedRun:
     history: dict[str, list[float]]
     train_seconds: float
     path: Path
+    key: str  # the cache key of its configuration (shared by all its seeds)
     cached: bool  # read back from the cache rather than trained now
+    resumed_at: int = 0  # epochs restored from the backup of a run killed earlier
 
     @property
     def test_pred(self) -> np.ndarray:
@@ -130,7 +134,7 @@ def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, ke
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # damaged
             print(f"cached run {shown(run_dir)} is unreadable ({e}); training it again")
     splits = data.make_splits(raw, config.validation_fraction, config.seed, config.n_train, config.n_test)
-    run = train.train(config, splits, print_fn=None)
+    run = train.train(config, splits, print_fn=None, backup_dir=run_dir / "backup")  # resumes a killed run
     val_proba = predict_proba(run.model, splits.x_val) if len(splits.y_val) else np.zeros((0, data.NUM_CLASSES))
     test_proba = predict_proba(run.model, splits.x_test)
     with atomic_path(run_dir / "model.keras") as tmp:
@@ -152,7 +156,8 @@ def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, ke
             "test_accuracy": float(np.mean(test_proba.argmax(axis=1) == splits.y_test)),
         },
     )
-    return replace(_load(run_dir, config, key), cached=False)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is whole: its backup is not needed
+    return replace(_load(run_dir, config, key), cached=False, resumed_at=run.resumed_at)
 
 
 def _load(run_dir: Path, config: TrainConfig, key: str) -> SeedRun:
@@ -171,6 +176,7 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> SeedRun:
         history=meta["history"],
         train_seconds=float(meta["train_seconds"]),
         path=run_dir,
+        key=key,
         cached=True,
         **arrays,
     )
@@ -196,6 +202,8 @@ def run_seeds(
         run = run_seed(replace(config, seed=seed), raw, cache_root, key)
         runs.append(run)
         how = "cached" if run.cached else f"trained in {run.train_seconds:.0f} s"
+        if run.resumed_at:
+            how += f", resumed after epoch {run.resumed_at}"
         bar = tqdm.format_meter(i, len(seeds), time.perf_counter() - start, ncols=60, ascii=True, unit="run")
         say(f"{bar}  seed {seed:>3}: test accuracy {run.test_accuracy:.2%} ({how})")
     return runs

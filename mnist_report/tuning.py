@@ -62,9 +62,10 @@ class SeedHyperModel(kt.HyperModel):
         stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=self.patience,
                                              restore_best_weights=True)  # fmt: skip
         return model.fit(
-            train.batches(s.x_train, s.y_train, config.batch_size, shuffle_seed=config.seed),
+            train.batches(s.x_train, s.y_train, config.batch_size, config.seed, config.epochs),
             validation_data=train.batches(s.x_val, s.y_val, 1000),
             epochs=config.epochs,
+            steps_per_epoch=train.steps_per_epoch(len(s.y_train), config.batch_size),
             shuffle=False,
             verbose=0,
             callbacks=[*callbacks, stop],

@@ -15,7 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from mnist_report import data, notebooks, train
+from mnist_report import data, notebooks, predict, train
 from mnist_report.evaluate import evaluate, predict_proba
 from mnist_report.paths import PROJECT_ROOT
 
@@ -85,8 +85,15 @@ def test_seed_notebook_numbers_come_from_its_model(executed):
     assert metrics["claims"]["accuracy"] == ev.accuracy
     assert set(p.name for p in (out_dir / "figures").glob("*.png")) == {
         f"{name}-{k}.png"
-        for k in ("samples", "training-curves", "confusion-matrix", "per-class", "confused-pairs", "errors")
+        for k in ("samples", "training-curves", "confusion-matrix", "per-class", "confused-pairs", "errors",
+                  "own-digits")
     }
+    # the font-digit rate, recomputed through the command line's own path (image file -> prediction)
+    fonts = metrics["font_digits"]
+    pages, labels, _ = predict.font_digits()
+    got = predict_proba(model, np.stack([predict.to_mnist(p) for p in pages])).argmax(1)
+    assert fonts["n"] == 60 and fonts["recognised"] == int((got == labels).sum())
+    assert sum(fonts["by_font"].values()) == fonts["recognised"] and len(fonts["by_font"]) == 6
     # the verdict printed in the notebook is the one computed from the numbers
     nb = nbformat.read(out, as_version=4)
     shown = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
@@ -111,7 +118,7 @@ def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
     runs_dir = out_dir / "work" / "cache_dir" / metrics["cache_key"]
     for r in metrics["runs"]:
         with np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz") as z:
-            assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == r["accuracy"]
+            assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == pytest.approx(r["accuracy"], abs=1e-12)
     assert np.asarray(metrics["summed_confusion_matrix"]).sum() == 2 * 500
     comparison = metrics["precision_comparison"]
     assert comparison["names"] == ["float32", "mixed_bfloat16"] and len(comparison["accuracies"]) == 2

@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from matplotlib import font_manager
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from mnist_report import data, predict, train
 from mnist_report.__main__ import main
@@ -76,16 +75,9 @@ def test_to_mnist_centres_a_20_pixel_digit_by_its_centre_of_mass():
 
 @pytest.mark.slow
 def test_digits_drawn_with_fonts_are_mostly_recognised(model, tmp_path):
-    fonts = {font_manager.findfont(font_manager.FontProperties(family=family, weight=weight))
-             for family in ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono") for weight in ("normal", "bold")}
-    paths, labels = [], []
-    for f, font_file in enumerate(sorted(fonts)):
-        font = ImageFont.truetype(font_file, 160)
-        for digit in range(10):
-            page = Image.new("L", (200, 220), 255)
-            ImageDraw.Draw(page).text((40, 10), str(digit), font=font, fill=0)
-            paths.append(write(page, tmp_path / f"font{f}-{digit}.png"))
-            labels.append(digit)
+    pages, labels, fonts = predict.font_digits()
+    assert len(pages) == 60 and len(set(fonts)) == 6 and list(labels[:10]) == list(range(10))
+    paths = [write(page, tmp_path / f"font{i}.png") for i, page in enumerate(pages)]
     rate = np.mean(digits_of(predict.predict_files(model, paths)) == labels)
     print(f"font digits recognised: {rate:.0%} of {len(labels)}")
     assert rate >= 0.6, f"only {rate:.0%} of {len(labels)} font digits recognised"
