@@ -49,6 +49,10 @@ def results_table(metrics: dict) -> str:
             f"TensorFlow {env['packages']['tensorflow']}, Keras {env['packages']['keras']}",
         ),
     ]
+    if "font_digits" in metrics:  # digits typeset in fonts, through `predict`'s preprocessing
+        fonts = metrics["font_digits"]
+        rows.append((f"Typeset digits recognised ({len(fonts['by_font'])} fonts)",
+                     f"{fonts['rate']:.0%} ({fonts['recognised']} of {fonts['n']})"))  # fmt: skip
     lines = ["| | seed network, one run |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
