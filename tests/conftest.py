@@ -2,6 +2,7 @@ import gzip
 import hashlib
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -25,6 +26,16 @@ def write_idx_dir(directory: Path, arrays: dict[str, np.ndarray]) -> Path:
         lines.append(f"{hashlib.sha256(content).hexdigest()}  {name}")
     (directory / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     return directory
+
+
+def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    """A small notebook at ``path``: a cell tagged ``parameters``, then ``cells``, for the runner's tests."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                *(nbformat.v4.new_code_cell(c) for c in cells)]  # fmt: skip
+    nbformat.write(nb, path)
+    return path
 
 
 @pytest.fixture(scope="session")

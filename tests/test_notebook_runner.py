@@ -1,5 +1,5 @@
-import nbformat
 import pytest
+from conftest import write_notebook
 
 from mnist_report import notebooks
 from mnist_report.__main__ import main
@@ -16,15 +16,7 @@ def test_values_are_typed_like_papermill(text, value):
 @pytest.fixture
 def tiny(tmp_path):
     """A two-cell notebook: parameters (x = 1), then a cell that fails when x == 0."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("assert x != 0, 'x must not be zero'\nprint('x is', x)"),
-    ]
-    path = tmp_path / "tiny.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(tmp_path / "tiny.ipynb", "x = 1", "assert x != 0, 'x must not be zero'\nprint('x is', x)")
 
 
 def test_unknown_parameter_is_refused_before_running(tiny, tmp_path):

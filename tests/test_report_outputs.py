@@ -2,8 +2,8 @@
 
 import json
 
-import nbformat
 import pytest
+from conftest import write_notebook
 
 from mnist_report import provenance
 from mnist_report.__main__ import main
@@ -12,20 +12,14 @@ from mnist_report.__main__ import main
 @pytest.fixture
 def figs(tmp_path):
     """A notebook that writes a figure and metrics through Outputs, then fails when x == 0."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell("x = 1\noutput_dir = 'reports'", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import matplotlib.pyplot as plt\nfrom mnist_report.report import Outputs\n"
-            "out = Outputs(output_dir, 'figs')\nfig, ax = plt.subplots()\nax.plot([x, x])\n"
-            "out.figure(fig, 'b' if x == 2 else 'a')\nout.write_metrics({'x': x})"
-        ),
-        nbformat.v4.new_code_cell("assert x != 0, 'x must not be zero'"),
-    ]
-    path = tmp_path / "figs.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(
+        tmp_path / "figs.ipynb",
+        "x = 1\noutput_dir = 'reports'",
+        "import matplotlib.pyplot as plt\nfrom mnist_report.report import Outputs\n"
+        "out = Outputs(output_dir, 'figs')\nfig, ax = plt.subplots()\nax.plot([x, x])\n"
+        "out.figure(fig, 'b' if x == 2 else 'a')\nout.write_metrics({'x': x})",
+        "assert x != 0, 'x must not be zero'",
+    )
 
 
 def run(nb, reports, x):
