@@ -21,7 +21,6 @@ def mcnemar_test(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, nam
     a_right, b_right = pred_a == y_true, pred_b == y_true
     table = np.array([[np.sum(a_right & b_right), np.sum(a_right & ~b_right)],
                       [np.sum(~a_right & b_right), np.sum(~a_right & ~b_right)]])  # fmt: skip
-    exact = True
     result = mcnemar(table, exact=True)
     p = float(result.pvalue)
     a_only, b_only = int(table[0, 1]), int(table[1, 0])
@@ -33,7 +32,7 @@ def mcnemar_test(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, nam
         + (f"{better} is better at the 5% level." if p < 0.05 and a_only != b_only
            else "no difference at the 5% level.")
     )  # fmt: skip
-    return {"table": table.tolist(), "a_only": a_only, "b_only": b_only, "exact": exact, "p_value": p,
+    return {"table": table.tolist(), "a_only": a_only, "b_only": b_only, "exact": True, "p_value": p,
             "statistic": float(result.statistic), "names": list(names), "text": text}  # fmt: skip
 
 

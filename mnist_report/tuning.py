@@ -22,7 +22,7 @@ from mnist_report.data import Splits
 from mnist_report.model import build_seed_model
 
 # The search space: the seed network's hyperparameters. Epochs are chosen by early stopping on the
-# validation loss, up to max_epochs; the best epoch count is reported with each trial.
+# validation accuracy, up to max_epochs; the best epoch count is reported with each trial.
 SPACE = {
     "learning_rate": (3e-4, 3e-3),  # log-uniform
     "batch_size": (64, 128, 256),
