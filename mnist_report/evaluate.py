@@ -170,11 +170,11 @@ def check_claims(
         f"The binomial standard error of one run on {ev.n:,} images is {se * 100:.2f} points, so the "
         f"difference is {'within' if within else 'outside'} two standard errors."
     )
-    by_pair = {tuple(r["digits"]): r for r in ev.undirected_pairs}
-    pair_rows = [by_pair[tuple(sorted(p))] for p in claimed_pairs]
+    claim = pairs_claim(ev.undirected_pairs, claimed_pairs)
+    holds = claim["holds"]
     top = [r for r in ev.undirected_pairs if r["rank"] <= len(claimed_pairs)]
-    holds = pairs_claim(ev.undirected_pairs, claimed_pairs)["holds"]
-    claimed_text = ", ".join(f"{r['pair']} ({r['count']} errors, rank {r['rank']})" for r in pair_rows)
+    claimed_text = ", ".join(f"{pair} ({count} errors, rank {rank})"
+                             for pair, count, rank in zip(claim["pairs"], claim["counts"], claim["ranks"], strict=True))
     top_text = ", ".join(f"{r['pair']} ({r['count']})" for r in top)
     pairs_text = (
         f"The claim that the most common confusions are "
@@ -192,7 +192,7 @@ def check_claims(
         "within_two_se": bool(within),
         "accuracy_verdict": accuracy_text,
         "claimed_pairs": [list(p) for p in claimed_pairs],
-        "claimed_pair_ranks": [r["rank"] for r in pair_rows],
+        "claimed_pair_ranks": claim["ranks"],
         "pairs_claim_holds": bool(holds),
         "pairs_verdict": pairs_text,
     }

@@ -16,7 +16,7 @@ from mnist_report.io import read_json, write_json
 from mnist_report.paths import PROJECT_ROOT
 
 # Package modules that no notebook uses: the benchmark and the README writer (the Makefile's
-# SOURCES leave out the same files).
+# SOURCES leave out the same files; tests/test_project.py checks that the two lists agree).
 NOT_REPORT_CODE = ("bench.py", "reference_torch.py", "readme.py")
 VERSIONED = ("tensorflow", "keras", "numpy", "scipy", "scikit-learn", "statsmodels", "keras-tuner", "pillow")
 

@@ -2,7 +2,7 @@
 
 A run is stored under ``<cache_root>/<key>/seed-<seed>/``. The key is a hash of everything that
 decides its result except the seed: the configuration, the training code (the package modules
-listed in ``TRAINING_CODE``), the data's content and the versions of the numerical packages. A
+listed in ``TRAINING_CODE``, comments aside), the data's content and the versions of the numerical packages. A
 change to any of them gives a new key, so a stale result is never read back. Each run directory
 holds the saved model, the class probabilities it gives on the validation and test images, and
 ``run.json`` (written last, so a run interrupted halfway is never half-read). While a run trains,
@@ -11,6 +11,7 @@ its ``backup/`` holds the state after each epoch, so a run killed halfway resume
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -35,17 +36,24 @@ from mnist_report.evaluate import predict_proba
 from mnist_report.io import atomic_path, read_json, write_json
 from mnist_report.paths import from_root, shown
 
-# The modules whose code decides a run's numbers; editing one of them invalidates the cache.
+# The modules whose code decides a run's numbers; editing one of them (other than its comments or
+# layout) invalidates the cache.
 TRAINING_CODE = ("config.py", "data.py", "model.py", "train.py", "evaluate.py", "runs.py")
 VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy")
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_text(path: Path) -> bytes:
+    """A module's code without its comments and layout (its parse tree), so that editing a comment
+    or reformatting does not invalidate results computed by the same code."""
+    return ast.dump(ast.parse(Path(path).read_bytes(), filename=str(path))).encode()
 
 
 def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
     """A hash of the training code's files in ``package_dir``."""
     h = hashlib.sha256()
     for name in TRAINING_CODE:
-        h.update(name.encode() + b"\0" + (Path(package_dir) / name).read_bytes() + b"\0")
+        h.update(name.encode() + b"\0" + code_text(Path(package_dir) / name) + b"\0")
     return h.hexdigest()
 
 

@@ -30,14 +30,14 @@ def set_determinism(seed: int) -> None:
 
 class EpochLogger(keras.callbacks.Callback):
     """Prints one plain line per epoch (no carriage-return bar) and records each epoch's metrics and
-    seconds; a resumed run starts from the ``history`` and ``seconds`` of the epochs already done."""
+    seconds (``Backup.restore`` fills in those of the epochs a resumed run has already done)."""
 
-    def __init__(self, epochs: int, print_fn=print, history=None, seconds=()):
+    def __init__(self, epochs: int, print_fn=print):
         super().__init__()
         self.epochs = epochs
         self.print_fn = print_fn
-        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
-        self.seconds: list[float] = list(seconds)
+        self.history: dict[str, list[float]] = {}
+        self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()

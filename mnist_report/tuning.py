@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from mnist_report import train
+from mnist_report import runs, train
 from mnist_report.config import TrainConfig
 from mnist_report.data import Splits
 from mnist_report.model import build_seed_model
@@ -30,6 +30,7 @@ SPACE = {
     "dense_units": (64, 128, 256),
 }
 PATIENCE = 3  # epochs without a better validation accuracy before a trial stops
+_CODE = runs.code_text(Path(__file__))  # this module as imported (see runs.source_hash)
 
 
 class SeedHyperModel(kt.HyperModel):
@@ -116,11 +117,12 @@ def search(
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
     # Finished trials are read back from the directory only for exactly this search: the same base
-    # settings, search space, budget, seed and code of this module.
+    # settings, search space, budget and seed, the same code (this module and the training code, comments
+    # aside), package versions and machine.
     settings = json.dumps({"base": base.to_dict(), "space": SPACE, "max_trials": max_trials, "max_epochs": max_epochs,
                            "patience": PATIENCE, "seed": seed, "n_train": len(splits.y_train),
                            "n_val": len(splits.y_val)}, sort_keys=True)  # fmt: skip
-    key = hashlib.sha256(settings.encode() + Path(__file__).read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(settings.encode() + runs.code_version().encode() + _CODE).hexdigest()[:16]
     tuner = _Search(
         SeedHyperModel(base, splits, max_epochs, PATIENCE),
         objective=kt.Objective("val_accuracy", direction="max"),

@@ -60,14 +60,17 @@ def test_seeds_must_be_distinct(raw, tmp_path):
         runs.run_seeds(TINY, [3, 3], raw, tmp_path)
 
 
-def test_the_source_hash_covers_every_training_module(tmp_path):
+def test_the_source_hash_covers_every_training_module_but_not_its_comments(tmp_path):
     import shutil
 
     base = runs.source_hash()
     for name in runs.TRAINING_CODE:
         copy = tmp_path / name.removesuffix(".py")
         shutil.copytree(runs.PACKAGE_DIR, copy)
-        (copy / name).write_text((copy / name).read_text() + "\n# edited\n")
+        source = (copy / name).read_text()
+        (copy / name).write_text(source + "\n\n# a comment\n")
+        assert runs.source_hash(copy) == base, name
+        (copy / name).write_text(source + "\nEDITED = 1\n")
         assert runs.source_hash(copy) != base, name
     assert runs.source_hash(runs.PACKAGE_DIR) == base
 

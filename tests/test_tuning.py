@@ -7,7 +7,7 @@ from mnist_report.config import TrainConfig
 
 
 @pytest.mark.slow
-def test_a_tiny_search_reports_trials_best_first_and_resumes(small_splits, tmp_path):
+def test_a_tiny_search_reports_trials_best_first_and_resumes(small_splits, tmp_path, monkeypatch):
     lines = []
     rows = tuning.search(TrainConfig(), small_splits, max_trials=2, max_epochs=1, directory=tmp_path,
                          print_fn=lines.append)  # fmt: skip
@@ -21,6 +21,10 @@ def test_a_tiny_search_reports_trials_best_first_and_resumes(small_splits, tmp_p
     again = tuning.search(TrainConfig(), small_splits, max_trials=2, max_epochs=1, directory=tmp_path,
                           print_fn=lines.append)  # fmt: skip
     assert again == rows and len(lines) == 2
+    # other training code (or package versions, or machine) is another search: nothing is read back
+    monkeypatch.setattr(tuning.runs, "code_version", lambda: "other training code")
+    tuning.search(TrainConfig(), small_splits, max_trials=1, max_epochs=1, directory=tmp_path, print_fn=lines.append)
+    assert len(lines) == 3 and len(list(tmp_path.glob("search-*"))) == 2
 
 
 def test_the_search_needs_a_validation_split(small_splits, tmp_path):
