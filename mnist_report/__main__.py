@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 
 from mnist_report.config import PRECISIONS, TrainConfig
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _notebook(args) -> int:
     import logging
 
@@ -78,11 +83,20 @@ def _notebook(args) -> int:
     # papermill logs each cell's output (one line per epoch) through logging: show it as it comes
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     params = {name: notebooks.parse_value(value) for name, value in args.parameter}
+    # A closed terminal (SIGHUP) or a `kill` (SIGTERM) stops the run as Ctrl-C does, so that
+    # notebooks.execute removes its half-written notebook and staged outputs before exiting.
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupted)
     try:
         out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)
     except RuntimeError as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:
+        print(f"INTERRUPTED ({e.args[0] if e.args else 'SIGINT'}): {args.notebook} did not finish; "
+              f"{args.output} and its figures and metrics were left as they were", file=sys.stderr)  # fmt: skip
+        return 130
     print(f"wrote {out}")
     return 0
 

@@ -219,8 +219,8 @@ def train(
     set_determinism(config.seed)
     if config.precision != "float32" and not bf16_native():
         warnings.warn(
-            f"precision={config.precision!r}: this machine has no GPU and its CPU lacks native bfloat16 "
-            "instructions (AVX512_BF16 or AMX), so bfloat16 is emulated and slower than float32",
+            f"precision={config.precision!r}: this machine has no Ampere-or-later GPU and its CPU lacks native "
+            "bfloat16 instructions (AVX512_BF16 or AMX), so bfloat16 is emulated and slower than float32",
             stacklevel=2,
         )
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -234,9 +234,12 @@ def train(
 
 
 def bf16_native() -> bool:
-    """Whether bfloat16 math runs natively here: a GPU, or a CPU with AVX512_BF16 or AMX-BF16."""
-    if tf.config.list_physical_devices("GPU"):
-        return True
+    """Whether bfloat16 math runs natively here: an NVIDIA GPU of compute capability 8.0 (Ampere) or
+    later, or a CPU with AVX512_BF16 or AMX-BF16."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability is not None and tuple(capability) >= (8, 0):
+            return True
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

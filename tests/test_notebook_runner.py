@@ -1,3 +1,8 @@
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 from conftest import write_notebook
 
@@ -45,3 +50,39 @@ def test_a_failing_notebook_leaves_the_previous_output_and_names_the_cell(tiny, 
 def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
     assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "epochs", "3"]) == 2
     assert "unknown parameter(s) epochs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_notebook_leaves_nothing_half_written(tmp_path, sig):
+    """`kill` or Ctrl-C while a cell runs: exit 130, a line saying so, the previous output intact,
+    and no half-written notebook or staged outputs left behind. (The kernel, stopped with it, may
+    log its own error about a closed socket; that is ipykernel's, not the runner's.)"""
+    nb = write_notebook(tmp_path / "slow.ipynb", "wait = 0\noutput_dir = '.'",
+                        "from mnist_report.report import Outputs\n"
+                        "Outputs(output_dir, 'slow').write_metrics({'wait': wait})",
+                        "import time\nprint('sleeping', flush=True)\ntime.sleep(wait)")  # fmt: skip
+    out = tmp_path / "out" / "slow.ipynb"
+    params = ["-p", "output_dir", str(out.parent)]
+    notebooks.execute(nb, out, {"wait": 0, "output_dir": str(out.parent)})
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert "slow.metrics.json" in before
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_report", "notebook", str(nb), str(out), "-p", "wait", "120", *params],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    lines = []
+    for line in proc.stdout:  # papermill logs each cell's output as it comes
+        lines.append(line)
+        if "sleeping" in line:
+            break
+    assert proc.poll() is None, "".join(lines)
+    assert (out.parent / ".slow.staging" / "slow.metrics.json").exists()
+    os.killpg(proc.pid, sig)  # as a terminal does: the runner and its kernel
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(lines) + rest
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith(f"INTERRUPTED ({sig.name})") and "left as they were" in last
+    assert "KeyboardInterrupt" not in rest  # the runner's own exit is that line, not a traceback
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before

@@ -121,3 +121,27 @@ def test_the_better_network_trains_with_a_falling_learning_rate(small_splits):
     assert run.model.name == "better_cnn"
     assert run.history["learning_rate"][1] < run.history["learning_rate"][0] == pytest.approx(config.learning_rate)
     assert len(run.history["val_accuracy"]) == 2
+
+
+@pytest.mark.parametrize(("capability", "cpu_flags", "native"), [
+    (None, "flags: avx2 fma", False),           # no GPU, a CPU without bf16
+    (None, "flags: avx2 avx512_bf16", True),    # no GPU, AVX512_BF16
+    ((7, 5), "flags: avx2 fma", False),         # a Turing GPU emulates bf16
+    ((8, 0), "flags: avx2 fma", True),          # Ampere and later have it
+    ((9, 0), "flags: avx2 fma", True),
+])  # fmt: skip
+def test_bf16_native_needs_an_ampere_gpu_or_a_bf16_cpu(monkeypatch, capability, cpu_flags, native):
+    gpus = ["GPU:0"] if capability else []
+    monkeypatch.setattr(train.tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(train.tf.config.experimental, "get_device_details",
+                        lambda device: {"compute_capability": capability})  # fmt: skip
+
+    class FakePath:
+        def __init__(self, *args):
+            pass
+
+        def read_text(self):
+            return cpu_flags
+
+    monkeypatch.setattr(train, "Path", FakePath)
+    assert train.bf16_native() is native
