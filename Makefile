@@ -11,20 +11,15 @@ STAMP := $(VENV)/.installed
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
-EXECUTED := $(NOTEBOOKS:notebooks/%=reports/%)
-HTML := $(EXECUTED:.ipynb=.html)
-# what the notebooks' results depend on (the benchmark and the README writer do not feed them)
-SOURCES := $(filter-out mnist_report/bench.py mnist_report/reference_torch.py mnist_report/readme.py, \
-             $(wildcard mnist_report/*.py)) $(wildcard data/mnist/*) pyproject.toml
 # seconds a single cell may run before papermill gives up
 TIMEOUT ?= 7200
 
-.PHONY: help env report check-report test lint run lab bench clean
+.PHONY: help env report reproduce check-report test lint run lab bench clean clean-cache
 help:
-	@echo "make report   execute every notebook into reports/ (ipynb, html, figures, metrics) and update README"
+	@echo "make report   execute the stale notebooks into reports/ (ipynb, html, figures, metrics) and update README"
 	@echo "make test     lint + unit tests + every notebook with small parameters + nbval"
 	@echo "make check-report  is the committed report stale? which inputs changed?"
+	@echo "make reproduce     every notebook again from nothing into reproduce/; which numbers came out the same?"
 	@echo "make run NB=01-seed-reproduction PARAMS='-p epochs 5' [OUT=reports/custom]"
 	@echo "              one notebook with other parameters, into its own directory"
 	@echo "make bench    training speed against a PyTorch reference (installs the [bench] extra)"
@@ -40,25 +35,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mnist-report)" >/dev/null
 	touch $@
 
-report: $(HTML) README.md
+# Which notebooks are stale is decided in Python from the inputs each one recorded
+# (reports/NAME.inputs.json: hashes of the notebook, the modules that feed it, the data, package
+# versions), never from file times; each stale notebook runs with the reason printed, in order.
+report: | $(STAMP)
+	$(BIN)/python -m mnist_report report --timeout $(TIMEOUT)
 
-# Executed into a temporary file; only a notebook that ran to the end replaces the previous one.
-# The environment is an order-only prerequisite: creating it does not make a report stale, a change to
-# pyproject.toml (in SOURCES) does.
-reports/%.ipynb: notebooks/%.ipynb $(SOURCES) | $(STAMP)
-	@echo "== executing $< (one log line per epoch follows)"
-	$(BIN)/python -m mnist_report notebook $< $@ --timeout $(TIMEOUT)
-
-reports/%.html: reports/%.ipynb
-	$(BIN)/jupyter nbconvert --log-level WARN --to html --stdout $< > reports/.$*.partial.html
-	@mv -f reports/.$*.partial.html $@
+# Every notebook again, from nothing (an empty run cache of its own), into reproduce/ (never reports/);
+# then every number of the committed metrics against the reproduced one (reproduce/reproduce.md).
+reproduce: | $(STAMP)
+	$(BIN)/python -m mnist_report reproduce --out reproduce --timeout $(TIMEOUT)
 
 # Whether the committed report still matches the working tree (reports/NAME.inputs.json), and why not.
 check-report: $(STAMP)
 	$(BIN)/python -m mnist_report check-report
-
-README.md: $(EXECUTED)
-	$(BIN)/python -m mnist_report readme
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -88,4 +78,9 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf runs reports/custom reports/.*.partial.* reports/.*.staging reports/*.failed.ipynb
+	rm -rf runs reproduce reports/custom reports/.*.partial.* reports/.*.staging reports/*.failed.ipynb
+
+# The run cache (every trained run, the search's trials) lives outside the checkout, so that it survives
+# a fresh clone; this empties it (the next make report trains everything again).
+clean-cache:
+	rm -rf ~/.cache/mnist-report

@@ -1,4 +1,8 @@
-"""mnist-report: the data, model, training, evaluation and plotting code behind the report."""
+"""mnist-report: the data, model, training, evaluation and plotting code behind the report.
+
+Importing the package does not import TensorFlow (``check-report``, ``readme`` and the notebook
+runner do not need it); the modules that train import ``mnist_report.quiet_tf`` first, which does.
+"""
 
 import os
 import re
@@ -20,7 +24,7 @@ _IMPORT_NOISE = re.compile(
 )
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its import-time CUDA probe lines filtered out of stderr.
 
     Everything else it writes (a real error, a warning) is passed on to stderr unchanged.
@@ -42,10 +46,7 @@ def _import_tensorflow_quietly() -> None:
                     print(line, file=sys.stderr)
 
 
-_import_tensorflow_quietly()
-
-
-def _drop_retracing_warnings() -> None:
+def drop_retracing_warnings() -> None:
     """Keras traces one predict function per model; a study that evaluates many models in a loop
     makes TensorFlow warn about "retracing" though nothing is wrong.  Only that warning is dropped."""
     import logging
@@ -54,5 +55,3 @@ def _drop_retracing_warnings() -> None:
         lambda record: "triggered tf.function retracing" not in record.getMessage()
     )
 
-
-_drop_retracing_warnings()

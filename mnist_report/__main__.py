@@ -1,4 +1,5 @@
-"""The package's jobs from a shell: ``python -m mnist_report train|evaluate|predict|notebook|readme|check-report``."""
+"""The package's jobs from a shell:
+``python -m mnist_report train|evaluate|predict|notebook|report|reproduce|readme|check-report``."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
     sub.add_parser("readme", help="rewrite the README's results table from reports/*.metrics.json")
     sub.add_parser("check-report", help="say whether reports/ is stale against the working tree, and why")
+    rr = sub.add_parser("reproduce", help="execute every notebook again from nothing and compare every number")
+    rr.add_argument("--out", default="reproduce", help="where to execute them (default: reproduce/, never reports/)")
+    rr.add_argument("--reports", default="reports", help="the committed report to compare with (default: reports/)")
+    rr.add_argument("--compare-only", action="store_true", help="compare what --out already holds; execute nothing")
+    rr.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
+    rp = sub.add_parser("report", help="execute exactly the stale notebooks into reports/, then update the README")
+    rp.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
 
     pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
@@ -54,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
-        if args.command == "notebook":
+        if args.command in ("notebook", "report", "reproduce"):
             return _notebook(args)
         if args.command == "check-report":
             return _check_report()
@@ -82,20 +90,32 @@ def _notebook(args) -> int:
 
     # papermill logs each cell's output (one line per epoch) through logging: show it as it comes
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    params = {name: notebooks.parse_value(value) for name, value in args.parameter}
     # A closed terminal (SIGHUP) or a `kill` (SIGTERM) stops the run as Ctrl-C does, so that
     # notebooks.execute removes its half-written notebook and staged outputs before exiting.
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _interrupted)
+    what = {"report": "the report", "reproduce": "the reproduction"}.get(args.command) or args.notebook
     try:
+        if args.command == "reproduce":
+            from mnist_report import reproduce
+            from mnist_report.paths import from_root
+
+            return reproduce.main(from_root(args.reports), from_root(args.out), args.timeout, args.compare_only)
+        if args.command == "report":
+            from mnist_report.readme import update_readme
+
+            notebooks.build_report(timeout=args.timeout)
+            print(f"updated {update_readme()}")
+            return 0
+        params = {name: notebooks.parse_value(value) for name, value in args.parameter}
         out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)
     except RuntimeError as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        print(f"INTERRUPTED ({e.args[0] if e.args else 'SIGINT'}): {args.notebook} did not finish; "
-              f"{args.output} and its figures and metrics were left as they were", file=sys.stderr)  # fmt: skip
+        print(f"INTERRUPTED ({e.args[0] if e.args else 'SIGINT'}): {what} did not finish; "
+              "the notebook being executed and its figures and metrics were left as they were", file=sys.stderr)
         return 130
     print(f"wrote {out}")
     return 0
@@ -112,7 +132,7 @@ def _train(args) -> int:
     out = Path(args.save_model)
     if out.suffix != ".keras":
         raise ValueError(f"--save-model must end in .keras; got {out}")
-    splits = data.make_splits(data.load_raw(), config.validation_fraction, config.seed, config.n_train, config.n_test)
+    splits = data.splits_for(data.load_raw(), config)
     print(splits.describe())
     run = train.train(config, splits)
     with atomic_path(out) as tmp:
@@ -150,7 +170,8 @@ def _predict(args) -> int:
 
 def _evaluate(args) -> int:
     from mnist_report import data, train
-    from mnist_report.evaluate import evaluate, predict_proba
+    from mnist_report.evaluate import evaluate
+    from mnist_report.train import predict_proba
 
     if args.n_test is not None and not 1 <= args.n_test <= 10000:
         raise ValueError(f"--n-test must be in [1, 10000]; got {args.n_test}")

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -77,17 +75,10 @@ def matmul_gflops(n: int = 1024, repeats: int = 7) -> float:
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
-    return {"model": model, "cores": os.cpu_count(), "simd": simd}
+    from mnist_report import machine
+
+    info = machine.cpu()
+    return {"model": info["model"], "cores": info["cores"], "simd": machine.simd(info["flags"])}
 
 
 # --- workers -------------------------------------------------------------------------------------
@@ -109,12 +100,12 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
     else:
         from mnist_report import train
         from mnist_report.config import TrainConfig
-        from mnist_report.evaluate import predict_proba
-        from mnist_report.model import build_seed_model
+        from mnist_report.model import build_baseline_model
+        from mnist_report.train import predict_proba
 
         config = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, precision=impl.split("-", 1)[1])
         train.set_determinism(seed)
-        model = build_seed_model(config)
+        model = build_baseline_model(config)
         # train.fit's pipeline, built once: every timed epoch reads the first epoch's order of batches
         # (an order is a permutation of the same images, so it does not change the time)
         batches = train.batches(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed)
@@ -173,7 +164,7 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
         batch_size: int = 128, seed: int = 0, eval_repeats: int = 3, log=None) -> dict:  # fmt: skip
     """Alternate the implementations epoch by epoch; return per-implementation results."""
     from mnist_report.config import TrainConfig
-    from mnist_report.model import build_seed_model
+    from mnist_report.model import build_baseline_model
 
     log = log or (lambda line: print(line, flush=True))
     for impl in impls:
@@ -181,7 +172,7 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
             raise ValueError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1; got {epochs}")
-    flops = flops_per_image(build_seed_model(TrainConfig()))
+    flops = flops_per_image(build_baseline_model(TrainConfig()))
     workers = []
     try:
         for impl in impls:
@@ -234,6 +225,39 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
     }
 
 
+def throughput(n_runs: int = 4, epochs: int = 10, n_train: int | None = None, log=None) -> dict:
+    """Runs of the baseline network per hour through the report's executor: one worker with every
+    core against the default (cores // threads_per_run workers), in the same run, same seeds.
+
+    Each setting's cluster is started and its workers have imported TensorFlow before the clock
+    starts, as in a notebook, where the cluster is started once for many runs.
+    """
+    import tempfile
+
+    from mnist_report import data, fanout, runs
+    from mnist_report.config import TrainConfig
+
+    log = log or (lambda line: print(line, flush=True))
+    raw = data.load_raw()
+    default_threads = TrainConfig().threads
+    settings = {"1 worker": (1, fanout.cores()),
+                "default": (fanout.default_workers(default_threads), default_threads)}  # fmt: skip
+    rows = {}
+    for name, (workers, threads) in settings.items():
+        config = TrainConfig(epochs=epochs, n_train=n_train, threads=threads)
+        with tempfile.TemporaryDirectory() as cache, fanout.start(workers=workers, threads_per_run=threads) as ex:
+            ex.client.run(lambda: __import__("mnist_report.train"))  # TensorFlow imported in every worker
+            start = time.perf_counter()
+            done = runs.run_seeds(config, range(n_runs), raw, cache, ex, print_fn=None)
+            seconds = time.perf_counter() - start
+        rows[name] = {"workers": workers, "threads_per_run": threads, "runs": n_runs, "seconds": seconds,
+                      "runs_per_hour": n_runs * 3600 / seconds, "accuracies": [r.test_accuracy for r in done]}
+        log(f"throughput, {name}: {workers} worker(s) x {threads} thread(s): {n_runs} runs in {seconds:.0f} s, "
+            f"{rows[name]['runs_per_hour']:.1f} runs/hour")
+    return {"epochs": epochs, "n_train": n_train or len(raw.y_train), "settings": rows,
+            "speedup": rows["default"]["runs_per_hour"] / rows["1 worker"]["runs_per_hour"]}
+
+
 def check_targets(results: dict) -> list[dict]:
     """The issue's speed targets, each with the measured value and whether it is met."""
     rows = []
@@ -273,6 +297,13 @@ def table(report: dict) -> str:
     ]
     for t in report["targets"]:
         lines.append(f"- {t['target']}: {t['measured']:.2f} -> {'met' if t['met'] else 'NOT met'}")
+    if report.get("throughput"):
+        t = report["throughput"]
+        parts = [f"{r['workers']} worker(s) x {r['threads_per_run']} thread(s) {r['runs_per_hour']:.1f}"
+                 for r in t["settings"].values()]  # fmt: skip
+        lines.append(f"- Report throughput (baseline network, {t['epochs']} epochs on {t['n_train']:,} images per run, "
+                     f"runs per hour through the executor): {'; '.join(parts)}; the default is {t['speedup']:.2f}x "
+                     "one worker")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -284,6 +315,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-test", type=int, default=None, help="test images for the evaluation speed (default: all)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--throughput-runs", type=int, default=4,
+                   help="baseline-network runs per executor setting for the report-throughput figure (0: skip it)")
+    p.add_argument("--throughput-epochs", type=int, default=10, help="epochs of each of those runs (default 10)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "reports" / "bench.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -300,6 +334,8 @@ def main(argv=None) -> int:
             return 2
     try:
         report = run(impls, args.epochs, args.n_train, args.n_test, args.batch_size, args.seed)
+        if args.throughput_runs > 0:
+            report["throughput"] = throughput(args.throughput_runs, args.throughput_epochs, args.n_train)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

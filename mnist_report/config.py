@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-ARCHITECTURES = ("seed", "better")
+ARCHITECTURES = ("baseline", "better")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run.  The defaults are the seed experiment."""
+    """Everything that decides a training run.  The defaults are the original experiment's (the baseline)."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -26,12 +26,14 @@ class TrainConfig:
     seed: int = 42
     precision: str = "float32"  # or "mixed_bfloat16": bf16 compute, float32 weights and softmax
     dense_units: int = 128  # width of the dense layer (the seed network's 128)
-    architecture: str = "seed"  # or "better": batch norm, more convolutions, augmentation, cosine schedule
+    architecture: str = "baseline"  # the original network; or "better": batch norm, more convolutions, augmentation
+    threads: int = 1  # TensorFlow's intra- and inter-op threads for this run (its numbers depend on them)
+    patience: int | None = None  # stop after this many epochs without a better validation accuracy; None: never
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "seed", "dense_units"):
+        for name in ("epochs", "batch_size", "seed", "dense_units", "threads"):
             _check_int(name, getattr(self, name))
-        for name in ("n_train", "n_test"):
+        for name in ("n_train", "n_test", "patience"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name))
         for name in ("learning_rate", "dropout", "validation_fraction"):
@@ -64,6 +66,11 @@ class TrainConfig:
             self.architecture,
             f"one of {', '.join(ARCHITECTURES)}",
         )
+        _require(1 <= self.threads <= 1024, "threads", self.threads, "an integer in [1, 1024]")
+        if self.patience is not None:
+            _require(self.patience >= 1, "patience", self.patience, "None or an integer >= 1")
+            _require(self.validation_fraction > 0, "validation_fraction", self.validation_fraction,
+                     "> 0 when patience is set (early stopping watches the validation accuracy)")
         if self.n_test is not None:
             _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
 

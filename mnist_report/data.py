@@ -185,6 +185,15 @@ def load_raw(data_dir: Path = DATA_DIR) -> RawMNIST:
     return load_fallback()
 
 
+def fingerprint(raw: RawMNIST) -> str:
+    """A hash of the arrays themselves (whichever files or download they came from)."""
+    h = hashlib.sha256()
+    for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def normalise(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
     return (np.asarray(images, dtype=np.float32) / 255.0).reshape(-1, *IMAGE_SHAPE)
@@ -254,3 +263,9 @@ def make_splits(
         y_test=raw.y_test[test].astype(np.int64),
         source=raw.source,
     )
+
+
+def splits_for(raw: RawMNIST, config) -> Splits:
+    """The images a run of ``config`` (a ``TrainConfig``) trains on, is validated on and is tested on:
+    its ``validation_fraction``, ``seed``, ``n_train`` and ``n_test``, applied in one place."""
+    return make_splits(raw, config.validation_fraction, config.seed, config.n_train, config.n_test)

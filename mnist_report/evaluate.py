@@ -15,11 +15,6 @@ CLAIMED_ACCURACY = 0.9925
 CLAIMED_PAIRS = ((4, 9), (3, 8))  # the claimed most common confusions, in either direction
 
 
-def predict_proba(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Class probabilities (N, 10) from a trained model, in inference mode (dropout off)."""
-    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
-
-
 def cross_entropy(y_true: np.ndarray, proba: np.ndarray, eps: float = 1e-7) -> float:
     """Mean categorical cross-entropy, clipped as Keras clips it."""
     p = np.clip(proba[np.arange(len(y_true)), y_true], eps, 1 - eps)

@@ -99,3 +99,39 @@ def publish(stage: Path, target: Path, name: str) -> None:
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, destination)
     shutil.rmtree(stage, ignore_errors=True)
+
+
+def to_html(executed: Path) -> Path:
+    """``NAME.html`` beside an executed notebook (nbconvert's HTML exporter), written atomically."""
+    from nbconvert import HTMLExporter
+
+    from mnist_report.io import atomic_path
+
+    body, _ = HTMLExporter().from_filename(str(executed))
+    html = executed.with_suffix(".html")
+    with atomic_path(html) as tmp:
+        tmp.write_text(body, encoding="utf-8")
+    return html
+
+
+def build_report(notebooks_dir: Path = PROJECT_ROOT / "notebooks", reports: Path = PROJECT_ROOT / "reports",
+                 timeout: int = 7200, print_fn=print) -> list[str]:  # fmt: skip
+    """Execute exactly the stale notebooks, in order, each with the reason it runs; then its HTML.
+
+    Stale: its ``reports/NAME.inputs.json`` differs from the working tree (``provenance.check``).
+    Returns the names of the notebooks executed.
+    """
+    executed = []
+    for name, reasons in provenance.check(reports, notebooks_dir).items():
+        out = Path(reports) / f"{name}.ipynb"
+        if reasons:
+            print_fn(f"== {name}: {'; '.join(reasons)}; executing it (one line per run or epoch follows)")
+            execute(Path(notebooks_dir) / f"{name}.ipynb", out, {}, timeout=timeout)
+            executed.append(name)
+        else:
+            print_fn(f"== {name}: up to date (its recorded inputs match the working tree); not executed")
+        if reasons or not out.with_suffix(".html").is_file():
+            to_html(out)
+    if not executed:
+        print_fn("nothing is stale: the report matches the working tree")
+    return executed

@@ -14,9 +14,12 @@ def from_root(path: str | Path) -> Path:
 
 
 def shown(path: str | Path) -> str:
-    """A path as the report shows it: relative to the project root when inside it (no user's home)."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
+    """A path as the report shows it: relative to the project root when inside it, else with the
+    user's home as ``~`` (the report names no user's home)."""
+    path = Path(path).expanduser().resolve()
+    for base, prefix in ((PROJECT_ROOT, ""), (Path.home().resolve(), "~/")):
+        try:
+            return prefix + str(path.relative_to(base))
+        except ValueError:
+            pass
+    return str(path)

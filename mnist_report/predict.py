@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from mnist_report.evaluate import predict_proba
+from mnist_report.train import predict_proba
 
 MAX_SIDE = 2048  # larger images are first shrunk to this (the digit ends up 20 px anyway)
 MAX_PIXELS = 100_000_000  # refuse larger images before decoding them: likely a mistake or a bomb

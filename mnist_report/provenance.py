@@ -1,48 +1,77 @@
 """What a report was made from, and whether the working tree still matches it.
 
 Next to each executed notebook, ``make report`` writes ``reports/NAME.inputs.json``: the SHA-256 of
-the source notebook, of each package module the notebooks use, of each data file, and the versions
-of the packages that compute the numbers. ``make check-report`` recomputes them from the working
-tree and names every difference.
+the source notebook, of each package module that feeds it, of each data file, and the versions of the
+packages that compute its numbers and draw its figures. ``make check-report`` recomputes them from
+the working tree and names every difference; ``make report`` re-executes exactly the notebooks that
+differ. File times play no part (a fresh clone's are arbitrary).
+
+The modules that feed a notebook are found, not listed: those its code cells import from the package,
+and those they import in turn (``feeding_modules``). The report machinery (this module, the notebook
+runner, the README writer, the benchmark) feeds no notebook, so editing it leaves the report current.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
-from importlib import metadata
+import json
 from pathlib import Path
 
+from mnist_report import machine
 from mnist_report.io import read_json, write_json
 from mnist_report.paths import PROJECT_ROOT
 
-# Package modules that no notebook uses: the benchmark and the README writer (the Makefile's
-# SOURCES leave out the same files; tests/test_project.py checks that the two lists agree).
-NOT_REPORT_CODE = ("bench.py", "reference_torch.py", "readme.py")
-VERSIONED = ("tensorflow", "keras", "numpy", "scipy", "scikit-learn", "statsmodels", "keras-tuner", "pillow")
+PACKAGE = "mnist_report"
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def report_code(root: Path = PROJECT_ROOT) -> list[Path]:
-    return sorted(p for p in (root / "mnist_report").glob("*.py") if p.name not in NOT_REPORT_CODE)
+def _imported_modules(code: str, package_dir: Path) -> set[str]:
+    """The package's modules that ``code`` imports (by name, e.g. ``"train"``), anywhere in it."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
+            parts = node.module.split(".")
+            names.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith(PACKAGE + "."))
+    return {n for n in names if (package_dir / f"{n}.py").is_file()}
+
+
+def _code_cells(notebook: Path) -> str:
+    cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    sources = ("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+               for c in cells if c.get("cell_type") == "code")  # fmt: skip
+    # IPython's magics and shell escapes are not Python
+    return "\n".join(line for src in sources for line in src.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def feeding_modules(notebook: str | Path, root: Path = PROJECT_ROOT) -> list[Path]:
+    """The package's modules a notebook's numbers and figures come from: the package's ``__init__``,
+    what its code cells import, and what those modules import, to the end."""
+    package_dir = Path(root) / PACKAGE
+    todo, found = set(_imported_modules(_code_cells(Path(notebook)), package_dir)), set()
+    while todo:
+        name = todo.pop()
+        found.add(name)
+        todo |= _imported_modules((package_dir / f"{name}.py").read_text(), package_dir) - found
+    paths = [package_dir / f"{n}.py" for n in found]
+    if (package_dir / "__init__.py").is_file():
+        paths.append(package_dir / "__init__.py")
+    return sorted(paths)
 
 
 def inputs(notebook: str | Path, root: Path = PROJECT_ROOT) -> dict:
     """The hashes and versions a notebook's outputs depend on, paths relative to ``root``."""
     notebook = Path(notebook).resolve()
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     return {
         "notebook": {_relative(notebook, root): sha256(notebook)},
-        "code": {str(p.relative_to(root)): sha256(p) for p in report_code(root)},
+        "code": {str(p.relative_to(root)): sha256(p) for p in feeding_modules(notebook, root)},
         "data": {str(p.relative_to(root)): sha256(p) for p in sorted((root / "data" / "mnist").glob("*"))},
-        "packages": versions,
+        "packages": machine.versions(),
     }
 
 
@@ -86,9 +115,9 @@ def check(reports: Path = PROJECT_ROOT / "reports", notebooks: Path = PROJECT_RO
         executed = Path(reports) / nb.name
         record_file = inputs_path(executed)
         if not executed.is_file():
-            result[nb.stem] = [f"{executed.relative_to(root)} does not exist"]
+            result[nb.stem] = [f"{_relative(executed, root)} does not exist"]
         elif not record_file.is_file():
-            result[nb.stem] = [f"{record_file.relative_to(root)} does not exist (made before inputs were recorded)"]
+            result[nb.stem] = [f"{_relative(record_file, root)} does not exist (made before inputs were recorded)"]
         else:
             result[nb.stem] = differences(read_json(record_file), inputs(nb, root))
     return result

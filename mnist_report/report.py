@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mnist_report import plots
+from mnist_report import machine, plots
 from mnist_report.io import write_json
-from mnist_report.paths import from_root
+from mnist_report.paths import PROJECT_ROOT, from_root, shown
 
-PACKAGES = ("tensorflow", "keras", "numpy", "scikit-learn", "matplotlib", "seaborn")
-
-
+INTERACTIVE = "interactive"  # reports/interactive/: where a notebook run by hand writes
 STAGING_ENV = "MNIST_REPORT_STAGING"  # set by notebooks.execute: "<output dir>" + os.pathsep + "<staging dir>"
 
 
@@ -45,25 +42,29 @@ class Outputs:
 
 
 def staged(directory: Path) -> Path:
-    """``directory``, or its staging directory while ``notebooks.execute`` runs a notebook into it."""
+    """``directory``, or its staging directory while ``notebooks.execute`` runs a notebook into it.
+
+    A notebook run by hand (JupyterLab's "Run all") that would write into the committed ``reports/``
+    writes into ``reports/interactive/`` instead (git-ignored): only ``make report`` replaces the
+    committed report, through its staging, together with the executed notebook and its recorded inputs.
+    """
     target, _, stage = os.environ.get(STAGING_ENV, "").partition(os.pathsep)
     if target and stage and Path(directory).resolve() == Path(target).resolve():
         return Path(stage)
+    if not target and Path(directory).resolve() == (PROJECT_ROOT / "reports").resolve():
+        scratch = Path(directory) / INTERACTIVE
+        print(f"not run by `make report`: figures and metrics go to {shown(scratch)}/, and the committed "
+              "report in reports/ is left as it is")  # fmt: skip
+        return scratch
     return Path(directory)
 
 
 def environment() -> dict:
     """The machine and package versions a result came from."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "packages": versions,
+        "packages": machine.versions(),
     }

@@ -1,12 +1,17 @@
-"""Cached training runs, one per seed: trained once, then read back.
+"""Cached training runs: trained once, on the executor's workers, then read back.
 
 A run is stored under ``<cache_root>/<key>/seed-<seed>/``. The key is a hash of everything that
-decides its result except the seed: the configuration, the training code (the package modules
-listed in ``TRAINING_CODE``, comments aside), the data's content and the versions of the numerical packages. A
-change to any of them gives a new key, so a stale result is never read back. Each run directory
-holds the saved model, the class probabilities it gives on the validation and test images, and
-``run.json`` (written last, so a run interrupted halfway is never half-read). While a run trains,
-its ``backup/`` holds the state after each epoch, so a run killed halfway resumes where it stopped.
+decides its numbers except the seed: the configuration (thread count included), the training code
+(``TRAINING_CODE``: its syntax tree without docstrings or comments, plus ``TRAINING_CODE_VERSION``),
+the data's content, the versions of the numerical packages and the machine. Report prose (verdicts,
+progress lines, this module) is not part of it, so rewording the report keeps every cached run.
+
+Runs are trained as Dask tasks (see ``fanout``) and their results come back to this process, which
+alone writes the cache: ``model.keras``, ``predictions.npz`` (validation and test probabilities) and
+``run.json``, written last so that a run interrupted halfway is never half-read. While a run
+trains, ``backup/`` holds its state after each epoch, and a run killed halfway resumes from it.
+A lock file per run keeps two processes from training the same run at once: the second waits, then
+reads the first one's result.
 """
 
 from __future__ import annotations
@@ -15,43 +20,50 @@ import ast
 import functools
 import hashlib
 import json
-import os
-import platform
 import shutil
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 
+import distributed
+import filelock
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
-from mnist_report import data, train
+from mnist_report import data, fanout, machine, train
 from mnist_report.config import TrainConfig
-from mnist_report.evaluate import predict_proba
 from mnist_report.io import atomic_path, read_json, write_json
 from mnist_report.paths import from_root, shown
 
-# The modules whose code decides a run's numbers; editing one of them (other than its comments or
-# layout) invalidates the cache.
-TRAINING_CODE = ("config.py", "data.py", "model.py", "train.py", "evaluate.py", "runs.py")
-VERSIONED_PACKAGES = ("tensorflow", "keras", "numpy")
+# The modules whose code decides a run's numbers: the configuration, the data pipeline, the models,
+# the training loop and the executor's setup. Their docstrings, comments and layout are not part of
+# the key; anything else in them is.
+TRAINING_CODE = ("config.py", "data.py", "model.py", "train.py", "fanout.py")
+# Bump for a change that alters the numbers but not the code above (say, a dependency's behaviour).
+TRAINING_CODE_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
+POLL_S = 0.2  # seconds between looks at the runs in progress and at those locked by another process
 
 
 def code_text(path: Path) -> bytes:
-    """A module's code without its comments and layout (its parse tree), so that editing a comment
-    or reformatting does not invalidate results computed by the same code."""
-    return ast.dump(ast.parse(Path(path).read_bytes(), filename=str(path))).encode()
+    """A module's code without its docstrings, comments and layout (its syntax tree), so that editing
+    prose does not invalidate results computed by the same code."""
+    tree = ast.parse(Path(path).read_bytes(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):  # fmt: skip
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
     """A hash of the training code's files in ``package_dir``."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"version {TRAINING_CODE_VERSION}\0".encode())
     for name in TRAINING_CODE:
         h.update(name.encode() + b"\0" + code_text(Path(package_dir) / name) + b"\0")
     return h.hexdigest()
@@ -62,66 +74,44 @@ def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
 _SOURCE_HASH = source_hash()
 
 
-def machine_fingerprint() -> dict:
-    """What makes the same code give other numbers on another machine: the processor's vector
-    instructions (oneDNN picks its kernels by them), any GPU, oneDNN on or off, and Python."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-        simd = sorted(f for f in flags.split(":", 1)[1].split() if f.startswith(("avx", "amx", "fma", "sse4")))
-    except (OSError, StopIteration):
-        simd = []
-    return {
-        "machine": platform.machine(),
-        "simd": simd,
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-        "python": platform.python_version(),
-    }
-
-
 @functools.cache
 def code_version() -> str:
     """The training code as imported, the numerical packages' versions and this machine."""
     h = hashlib.sha256(_SOURCE_HASH.encode())
-    for name in VERSIONED_PACKAGES:
-        h.update(f"{name}=={metadata.version(name)}\0".encode())
-    h.update(json.dumps(machine_fingerprint(), sort_keys=True).encode())
+    h.update(json.dumps({"packages": machine.versions(machine.TRAINING_PACKAGES), "machine": machine.fingerprint()},
+                        sort_keys=True).encode())  # fmt: skip
     return h.hexdigest()
 
 
-def data_fingerprint(raw: data.RawMNIST) -> str:
-    """A hash of the arrays themselves (whichever files or download they came from)."""
-    h = hashlib.sha256()
-    for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
-        h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+def cache_key(config: TrainConfig, raw: data.RawMNIST, test: bool = True) -> str:
+    """The directory name shared by every seed of ``config`` (its seed is not part of the key).
 
-
-def cache_key(config: TrainConfig, raw: data.RawMNIST) -> str:
-    """The directory name shared by every seed of ``config`` (its seed is not part of the key)."""
+    ``test=False``: runs stored without test predictions (the search's trials) have keys of their own.
+    """
     settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    payload = json.dumps(
-        {"config": settings, "code": code_version(), "data": data_fingerprint(raw)}, sort_keys=True
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    fields = {"config": settings, "code": code_version(), "data": data.fingerprint(raw)}
+    if not test:
+        fields["test"] = False
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
-class SeedRun:
-    """One seed's trained network, summarised by its predictions."""
+class StoredRun:
+    """One trained network (one configuration, one seed), summarised by its predictions."""
 
     seed: int
+    config: TrainConfig
     y_val: np.ndarray
     val_proba: np.ndarray  # (n_val, 10)
     y_test: np.ndarray
-    test_proba: np.ndarray  # (n_test, 10)
+    test_proba: np.ndarray  # (n_test, 10); (0, 10) for a run made without the test set
     history: dict[str, list[float]]
     train_seconds: float
     path: Path
     key: str  # the cache key of its configuration (shared by all its seeds)
     cached: bool  # read back from the cache rather than trained now
     resumed_at: int = 0  # epochs restored from the backup of a run killed earlier
+    worker: str = ""  # the worker that trained it, if trained now
 
     @property
     def test_pred(self) -> np.ndarray:
@@ -131,44 +121,153 @@ class SeedRun:
     def test_accuracy(self) -> float:
         return float(np.mean(self.test_pred == self.y_test))
 
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
 
-def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, key: str | None = None) -> SeedRun:
+
+def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, executor: fanout.Executor) -> StoredRun:
     """Train ``config`` (with its own seed) and store the result, or read it back if already stored."""
-    key = key or cache_key(config, raw)
-    run_dir = from_root(cache_root) / key / f"seed-{config.seed}"
-    if (run_dir / "run.json").is_file():
-        try:
-            return _load(run_dir, config, key)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # damaged
-            print(f"cached run {shown(run_dir)} is unreadable ({e}); training it again")
-    splits = data.make_splits(raw, config.validation_fraction, config.seed, config.n_train, config.n_test)
-    run = train.train(config, splits, print_fn=None, backup_dir=run_dir / "backup")  # resumes a killed run
-    val_proba = predict_proba(run.model, splits.x_val) if len(splits.y_val) else np.zeros((0, data.NUM_CLASSES))
-    test_proba = predict_proba(run.model, splits.x_test)
+    return run_many([config], raw, cache_root, executor, print_fn=None)[0]
+
+
+def run_seeds(config: TrainConfig, seeds: Sequence[int], raw: data.RawMNIST, cache_root: str | Path,
+              executor: fanout.Executor, print_fn=print) -> list[StoredRun]:  # fmt: skip
+    """Every seed of ``config``, trained or read from the cache, with one progress line per run."""
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct; got {seeds}")
+    return run_many([replace(config, seed=s) for s in seeds], raw, cache_root, executor, print_fn)
+
+
+def _line(run: StoredRun) -> str:
+    return f"seed {run.seed:>3}: test accuracy {run.test_accuracy:.2%}"
+
+
+def run_many(
+    configs: Sequence[TrainConfig],
+    raw: data.RawMNIST,
+    cache_root: str | Path,
+    executor: fanout.Executor,
+    print_fn=print,
+    describe: Callable[[StoredRun], str] = _line,
+    test: bool = True,
+) -> list[StoredRun]:
+    """Each configuration's run, in order: read from the cache, or trained on ``executor``'s workers,
+    all at once. ``print_fn`` gets one line per finished run (``describe(run)``, how it was got and
+    by which worker, and how many runs are done, running and queued). ``test=False``: the runs
+    never see the test images (a search that must select on validation only)."""
+    configs = list(configs)
+    say = print_fn or (lambda line: None)
+    root = from_root(cache_root)
+    keys = [cache_key(c, raw, test) for c in configs]
+    dirs = [root / k / f"seed-{c.seed}" for k, c in zip(keys, configs, strict=True)]
+    if len(set(dirs)) != len(dirs):
+        raise ValueError("two of the runs asked for are the same run (same configuration and seed)")
+    results: list[StoredRun | None] = [_cached(d, c, k) for d, c, k in zip(dirs, configs, keys, strict=True)]
+    todo = [i for i, r in enumerate(results) if r is None]
+    threads = sorted({configs[i].threads for i in todo})
+    header = f"{len(configs)} run(s), {len(configs) - len(todo)} of them cached under {shown(root)}/"
+    if todo:
+        header += f"; training {len(todo)} on {executor.describe()}, {'/'.join(map(str, threads))} thread(s) per run"
+    say(header)
+    start = time.perf_counter()
+    done = 0
+    fingerprint = data.fingerprint(raw) if todo else ""
+
+    def report(i: int) -> None:
+        nonlocal done
+        done += 1
+        run = results[i]
+        how = "cached" if run.cached else f"trained in {run.train_seconds:.0f} s on worker {run.worker}"
+        if run.resumed_at:
+            how += f", resumed after epoch {run.resumed_at}"
+        bar = tqdm.format_meter(done, len(configs), time.perf_counter() - start, ncols=60, ascii=True, unit="run")
+        running = executor.running(list(pending)) if pending else 0
+        queued = len(pending) - running + len(waiting)  # waiting for a free worker
+        say(f"{bar}  {describe(run)} ({how})  [{running} running, {queued} queued]")
+
+    pending: dict[distributed.Future, tuple[int, filelock.BaseFileLock]] = {}
+    waiting = list(todo)  # runs not yet submitted: locked by another process, or not tried yet
+    for i in range(len(configs)):
+        if results[i] is not None:
+            report(i)
+    try:
+        while waiting or pending:
+            finished = []
+            for future in [f for f in pending if f.done()]:
+                i, lock = pending.pop(future)
+                try:
+                    results[i] = _store(dirs[i], configs[i], keys[i], future.result())
+                finally:
+                    lock.release()
+                finished.append(i)
+            # A run is locked and submitted only when a worker is free for it, so that a second study
+            # over the same runs takes the ones this one has not started.
+            free = executor.n_workers() - len(pending) if waiting else 0
+            for i in list(waiting):
+                if free <= 0:
+                    break
+                lock = filelock.FileLock(dirs[i].parent / f"{dirs[i].name}.lock")
+                dirs[i].parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    lock.acquire(timeout=0)
+                except filelock.Timeout:  # another process is training it: look again later
+                    continue
+                waiting.remove(i)
+                results[i] = _cached(dirs[i], configs[i], keys[i])  # it may have finished it meanwhile
+                if results[i] is not None:
+                    lock.release()
+                    finished.append(i)
+                    continue
+                future = executor.client.submit(train.run_task, configs[i], fingerprint, str(dirs[i] / "backup"), test,
+                                                key=f"run-{keys[i]}-seed-{configs[i].seed}", pure=False)
+                pending[future] = (i, lock)
+                free -= 1
+            for i in finished:  # after the next runs were submitted, so that the counts are current
+                report(i)
+            if not finished:
+                time.sleep(POLL_S)
+    finally:
+        for future, (_, lock) in pending.items():
+            future.cancel()
+            lock.release()
+    return results
+
+
+def _store(run_dir: Path, config: TrainConfig, key: str, result: dict) -> StoredRun:
+    """Write what a worker returned into the cache (this process alone writes it) and read it back."""
     with atomic_path(run_dir / "model.keras") as tmp:
-        run.model.save(tmp)
+        tmp.write_bytes(result["model"])
     with atomic_path(run_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(
-                f, y_val=splits.y_val, val_proba=val_proba.astype(np.float32),
-                y_test=splits.y_test, test_proba=test_proba.astype(np.float32),
-            )  # fmt: skip
-    write_json(
-        run_dir / "run.json",
-        {
-            "key": key,
-            "config": config.to_dict(),
-            "code_version": code_version(),
-            "history": run.history,
-            "train_seconds": run.train_seconds,
-            "test_accuracy": float(np.mean(test_proba.argmax(axis=1) == splits.y_test)),
-        },
-    )
+            np.savez_compressed(f, **{k: result[k] for k in ("y_val", "val_proba", "y_test", "test_proba")})
+    write_json(run_dir / "run.json", {
+        "key": key,
+        "config": config.to_dict(),
+        "code_version": code_version(),
+        "history": result["history"],
+        "epoch_seconds": result["epoch_seconds"],
+        "train_seconds": float(sum(result["epoch_seconds"])),
+        "threads": result["threads"],
+        "worker": result["worker"],
+    })  # fmt: skip
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is whole: its backup is not needed
-    return replace(_load(run_dir, config, key), cached=False, resumed_at=run.resumed_at)
+    return replace(_load(run_dir, config, key), cached=False, resumed_at=result["resumed_at"], worker=result["worker"])
 
 
-def _load(run_dir: Path, config: TrainConfig, key: str) -> SeedRun:
+def _cached(run_dir: Path, config: TrainConfig, key: str) -> StoredRun | None:
+    """The stored run, or None if there is none or it is damaged (then it is trained again)."""
+    if not (run_dir / "run.json").is_file():
+        return None
+    try:
+        return _load(run_dir, config, key)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        print(f"cached run {shown(run_dir)} is unreadable ({e}); training it again")
+        return None
+
+
+def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
     """Read a stored run back, checking that it is the run asked for."""
     meta = read_json(run_dir / "run.json")
     if meta["key"] != key or meta["config"] != config.to_dict():
@@ -179,39 +278,27 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> SeedRun:
         y, proba = arrays[f"y_{split}"], arrays[f"{split}_proba"]
         if proba.shape != (len(y), data.NUM_CLASSES):
             raise ValueError(f"{split} probabilities have shape {proba.shape} for {len(y)} labels")
-    return SeedRun(
-        seed=int(meta["config"]["seed"]),
+    if not (run_dir / "model.keras").is_file():
+        raise ValueError("its model.keras is missing")
+    return StoredRun(
+        seed=config.seed,
+        config=config,
         history=meta["history"],
         train_seconds=float(meta["train_seconds"]),
         path=run_dir,
         key=key,
         cached=True,
+        worker=meta.get("worker", ""),
         **arrays,
     )
 
 
-def run_seeds(
-    config: TrainConfig, seeds: Iterable[int], raw: data.RawMNIST, cache_root: str | Path, print_fn=print
-) -> list[SeedRun]:
-    """Every seed of ``config``, trained or read from the cache, with one progress line per run.
-
-    Each line carries a text progress bar (runs done, elapsed and remaining time), so a notebook, a
-    log file and a terminal all show plain lines rather than a bar redrawn with carriage returns.
-    """
-    seeds = list(seeds)
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct; got {seeds}")
-    key = cache_key(config, raw)
-    say = print_fn or (lambda line: None)
-    say(f"{len(seeds)} runs of one configuration, cached under {shown(from_root(cache_root) / key)}/")
-    runs: list[SeedRun] = []
-    start = time.perf_counter()
-    for i, seed in enumerate(seeds, 1):
-        run = run_seed(replace(config, seed=seed), raw, cache_root, key)
-        runs.append(run)
-        how = "cached" if run.cached else f"trained in {run.train_seconds:.0f} s"
-        if run.resumed_at:
-            how += f", resumed after epoch {run.resumed_at}"
-        bar = tqdm.format_meter(i, len(seeds), time.perf_counter() - start, ncols=60, ascii=True, unit="run")
-        say(f"{bar}  seed {seed:>3}: test accuracy {run.test_accuracy:.2%} ({how})")
-    return runs
+def export(run: StoredRun, run_dir: str | Path) -> Path:
+    """Copy a run's model beside its ``config.json`` and ``history.json`` into ``run_dir`` (the report's
+    ``runs/`` folder), each written atomically; the config is the one the model was trained with."""
+    run_dir = from_root(run_dir)
+    with atomic_path(run_dir / "model.keras") as tmp:
+        shutil.copyfile(run.model_path, tmp)
+    write_json(run_dir / "config.json", run.config.to_dict())
+    write_json(run_dir / "history.json", {"history": run.history, "train_seconds": run.train_seconds})
+    return run_dir

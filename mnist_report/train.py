@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from mnist_report import quiet_tf  # noqa: F401  (first: TensorFlow imported without its probe noise)
+
+# isort: split
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -20,6 +24,36 @@ from mnist_report.data import Splits, one_hot
 from mnist_report.io import atomic_path, read_json, write_json
 from mnist_report.model import build_model
 from mnist_report.paths import shown
+
+
+def configure_threads(threads: int) -> None:
+    """Give TensorFlow ``threads`` intra-op and inter-op threads in this process.
+
+    TensorFlow's numbers depend on its thread count, and it can be set only before TensorFlow runs its
+    first operation; a process already running with another count cannot train this run.
+    """
+    current = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())  # fmt: skip
+    if current == (threads, threads):
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise RuntimeError(
+            f"TensorFlow in this process already runs with {current[0] or 'its default'} intra-op threads, and a "
+            f"run with threads={threads} needs {threads}: train it in a fresh process (the executor's workers are), "
+            "or restart the kernel and set the thread count first"
+        ) from None
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities (N, 10) from a trained model, in inference mode (dropout off)."""
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def _proba(model, images: np.ndarray) -> np.ndarray:
+    return predict_proba(model, images) if len(images) else np.zeros((0, 10))
 
 
 def set_determinism(seed: int) -> None:
@@ -67,9 +101,9 @@ class Backup(keras.callbacks.Callback):
     it) likewise, so a kill mid-save leaves the previous epoch's state whole.
     """
 
-    def __init__(self, directory: str | Path, logger: EpochLogger):
+    def __init__(self, directory: str | Path, logger: EpochLogger, config: TrainConfig):
         super().__init__()
-        self.directory, self.logger = Path(directory), logger
+        self.directory, self.logger, self.config = Path(directory), logger, config
 
     @staticmethod
     def _other_variables(model: keras.Model) -> list:
@@ -83,6 +117,8 @@ class Backup(keras.callbacks.Callback):
             return 0
         try:
             state = read_json(state_file)
+            if state.get("config") != self.config.to_dict():
+                raise ValueError("it was made by a run of another configuration")
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(self.directory / state["weights"])
@@ -103,13 +139,35 @@ class Backup(keras.callbacks.Callback):
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, self.directory / name)
         write_json(self.directory / "state.json", {
-            "epoch": epoch + 1, "weights": name,
+            "epoch": epoch + 1, "weights": name, "config": self.config.to_dict(),
             "other_variables": [v.numpy().tolist() for v in self._other_variables(self.model)],
             "history": self.logger.history, "epoch_seconds": self.logger.seconds,
         })  # fmt: skip
         for old in self.directory.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink()
+
+
+class PatienceStop(keras.callbacks.Callback):
+    """Stops training once ``patience`` epochs have passed without a better validation accuracy.
+
+    Keras' ``EarlyStopping`` keeps its count in memory, so a run resumed from its backup would count
+    afresh; this decides from the history alone, which the backup restores, so a resumed run stops
+    where an uninterrupted one does.
+    """
+
+    def __init__(self, patience: int, logger: EpochLogger):
+        super().__init__()
+        self.patience, self.logger = patience, logger
+
+    @staticmethod
+    def stopped(history: dict, patience: int | None) -> bool:
+        scores = history.get("val_accuracy", [])
+        return patience is not None and bool(scores) and len(scores) - 1 - int(np.argmax(scores)) >= patience
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped(self.logger.history, self.patience):
+            self.model.stop_training = True
 
 
 @dataclass
@@ -167,17 +225,19 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
     logger = EpochLogger(config.epochs, say)
     start = 0
     if backup_dir is not None:
-        backup = Backup(backup_dir, logger)
+        backup = Backup(backup_dir, logger, config)
         start = backup.restore(model)
         if start:
             say(f"resuming after epoch {start} of {config.epochs}, from the backup in {shown(Path(backup_dir))}")
         callbacks = [*callbacks, logger, backup]
     else:
         callbacks = [*callbacks, logger]
+    if config.patience is not None:
+        callbacks = [*callbacks, PatienceStop(config.patience, logger)]  # after the logger: it reads the history
     if config.architecture == "better":  # cosine decay of the learning rate, epoch by epoch, to 1% of it
         callbacks = [keras.callbacks.LearningRateScheduler(cosine_schedule(config.learning_rate, config.epochs)),
                      *callbacks]  # fmt: skip
-    if start < config.epochs:
+    if start < config.epochs and not PatienceStop.stopped(logger.history, config.patience):
         validation = batches(splits.x_val, splits.y_val, config.batch_size) if len(splits.y_val) else None
         model.fit(
             batches(splits.x_train, splits.y_train, config.batch_size, config.seed, config.epochs, start),
@@ -216,6 +276,7 @@ def train(
     ``MultiWorkerMirroredStrategy`` for several machines); ``config.batch_size`` stays the global
     batch size, split across the replicas. ``backup_dir``: see ``fit``.
     """
+    configure_threads(config.threads)
     set_determinism(config.seed)
     if config.precision != "float32" and not bf16_native():
         warnings.warn(
@@ -240,11 +301,9 @@ def bf16_native() -> bool:
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         if capability is not None and tuple(capability) >= (8, 0):
             return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from mnist_report import machine
+
+    return bool({"avx512_bf16", "amx_bf16"} & set(machine.cpu()["flags"]))
 
 
 def save_run(run: Run, run_dir: str | Path) -> Path:
@@ -273,3 +332,61 @@ def load_model(path: str | Path) -> keras.Model:
 
 def load_history(run_dir: str | Path) -> dict:
     return read_json(Path(run_dir) / "history.json")
+
+
+_WORKER_DATA: dict[str, object] = {}  # the data a worker process has loaded, by fingerprint
+
+
+def _worker_data(fingerprint: str):
+    """The MNIST arrays whose fingerprint is ``fingerprint``, loaded (and checksum-verified) by this
+    process from its own copy of the project's data, once."""
+    from mnist_report import data
+
+    if fingerprint not in _WORKER_DATA:
+        raw = data.load_raw()
+        if data.fingerprint(raw) != fingerprint:
+            raise data.DataError(
+                f"this worker's MNIST ({raw.source}) differs from the client's (fingerprint {fingerprint[:12]}...): "
+                "give every worker the project's data/mnist/ files"
+            )
+        _WORKER_DATA[fingerprint] = raw
+    return _WORKER_DATA[fingerprint]
+
+
+def run_task(config: TrainConfig, data_fingerprint: str, backup_dir: str | None, test: bool = True) -> dict:
+    """One run, as a worker executes it: its splits from the configuration, training (resumed from
+    ``backup_dir`` if a backup is there), and everything the client stores, returned to the client
+    (so the workers need no shared filesystem): probabilities, history, timings and the model's bytes.
+    ``test=False``: the test images are not looked at (no test probabilities)."""
+    import socket
+    import tempfile
+
+    from mnist_report import data
+
+    raw = _worker_data(data_fingerprint)
+    splits = data.splits_for(raw, config)
+    if not test:
+        splits = dataclasses.replace(splits, x_test=splits.x_test[:0], y_test=splits.y_test[:0])
+    run = train(config, splits, print_fn=None, backup_dir=backup_dir)
+    val_proba = _proba(run.model, splits.x_val)
+    with tempfile.TemporaryDirectory() as tmp:
+        run.model.save(Path(tmp) / "model.keras")
+        model_bytes = (Path(tmp) / "model.keras").read_bytes()
+    try:
+        from distributed import get_worker
+
+        worker = str(get_worker().name)
+    except (ImportError, ValueError):  # called outside a Dask worker
+        worker = "this process"
+    if os.environ.get("MALLOC_TRIM_THRESHOLD_"):  # see fanout.start: training about 2x slower
+        worker += ", MALLOC_TRIM_THRESHOLD_ set: slow, see the README"
+    return {
+        "history": run.history,
+        "epoch_seconds": run.epoch_seconds,
+        "resumed_at": run.resumed_at,
+        "y_val": splits.y_val, "val_proba": val_proba.astype(np.float32),
+        "y_test": splits.y_test, "test_proba": _proba(run.model, splits.x_test).astype(np.float32),
+        "model": model_bytes,
+        "worker": f"{worker} ({socket.gethostname()})",
+        "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+    }  # fmt: skip

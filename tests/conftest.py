@@ -6,7 +6,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from mnist_report import data
+from mnist_report import data, fanout, train
+
+# Training in this process uses one TensorFlow thread, as a run of the report does by default
+# (TrainConfig.threads); it must be set before TensorFlow runs anything.
+train.configure_threads(1)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -48,3 +52,10 @@ def raw():
 def small_splits(raw):
     """1,000 training images (100 of them for validation) and 500 test images."""
     return data.make_splits(raw, validation_fraction=0.1, seed=0, n_train=1000, n_test=500)
+
+
+@pytest.fixture(scope="session")
+def pool():
+    """A local Dask cluster of two workers, shared by the tests that train through the executor."""
+    with fanout.start(workers=2, threads_per_run=1) as executor:
+        yield executor

@@ -4,11 +4,11 @@ import pytest
 
 from mnist_report import bench
 from mnist_report.config import TrainConfig
-from mnist_report.model import build_seed_model
+from mnist_report.model import build_baseline_model
 
 
 def test_flops_of_the_seed_network_from_its_layer_shapes():
-    flops = bench.flops_per_image(build_seed_model(TrainConfig()))
+    flops = bench.flops_per_image(build_baseline_model(TrainConfig()))
     by_layer = [r["flops"] for r in flops["layers"]]
     assert by_layer == [2 * 26 * 26 * 32 * 9, 2 * 11 * 11 * 64 * 9 * 32, 2 * 1600 * 128, 2 * 128 * 10]
     assert flops["forward"] == 5_262_080

@@ -30,8 +30,12 @@ def test_defaults_are_the_seed_experiment():
         ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]"),
         ({"seed": 2**32}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; got 4294967296"),
         ({"precision": "float16"}, r"precision must be one of float32, mixed_bfloat16; got 'float16'"),
-        ({"architecture": "resnet"}, r"architecture must be one of seed, better; got .resnet."),
+        ({"architecture": "resnet"}, r"architecture must be one of baseline, better; got .resnet."),
         ({"dense_units": 0}, r"dense_units must be an integer >= 1; got 0"),
+        ({"threads": 0}, r"threads must be an integer in \[1, 1024\]; got 0"),
+        ({"threads": 1.5}, r"threads must be an integer; got 1.5"),
+        ({"patience": 0}, r"patience must be None or an integer >= 1; got 0"),
+        ({"patience": 2, "validation_fraction": 0.0}, r"validation_fraction must be > 0 when patience is set"),
         ({"epoch": 3}, r"unknown parameter\(s\) epoch; the allowed parameters are epochs, batch_size"),
     ],
 )

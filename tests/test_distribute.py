@@ -15,12 +15,16 @@ SCRIPT = textwrap.dedent(
     import json
     import tensorflow as tf
 
+    from mnist_report import train
+
+    train.configure_threads(1)  # before the devices are configured, as the runs' configuration asks
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from mnist_report import data, train
+    from mnist_report import data
     from mnist_report.config import TrainConfig
-    from mnist_report.evaluate import evaluate, predict_proba
+    from mnist_report.evaluate import evaluate
+    from mnist_report.train import predict_proba
 
     splits = data.make_splits(data.load_idx(), 0.1, 0, n_train=3000, n_test=1000)
     config = TrainConfig(epochs=2, seed=0, n_train=3000, n_test=1000)

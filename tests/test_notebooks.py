@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from mnist_report import data, notebooks, predict, train
-from mnist_report.evaluate import evaluate, predict_proba
+from mnist_report.evaluate import evaluate
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.train import predict_proba
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
@@ -31,9 +32,9 @@ SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "
                                "n_test": 500, "precision": "float32"}
 # where each notebook writes what is not the report (models, cached runs, the search): under work/
 WORK_DIRS = {
-    "01-seed-reproduction": ["run_dir"],
+    "01-seed-reproduction": ["cache_dir", "run_dir"],
     "02-multi-seed-study": ["cache_dir"],
-    "03-beyond-the-seed": ["cache_dir", "tuner_dir", "run_dir"],
+    "03-beyond-the-seed": ["cache_dir", "run_dir"],
 }
 
 
@@ -64,6 +65,8 @@ def test_notebook_writes_its_figures_and_metrics(executed):
     assert "\r" not in text  # one line per epoch, no carriage-return progress bar
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
     assert metrics["notebook"] == name
+    # the executor the runs were trained on: a local cluster, one TensorFlow thread per run
+    assert metrics["executor"]["threads_per_run"] == 1 and metrics["executor"]["workers"] >= 1
     figures = sorted(p.name for p in (out_dir / "figures").glob("*.png"))
     assert figures and all(p.startswith(name) for p in figures)
 
@@ -78,6 +81,10 @@ def test_seed_notebook_numbers_come_from_its_model(executed):
     assert metrics["parameters"] == 225_034
     # an independent evaluation of the saved model gives the reported accuracy and confusion matrix
     model = train.load_model(out_dir / "work" / "run_dir" / "model.keras")
+    # the saved config describes the model saved: trained on every training image, none held out
+    saved = json.loads((out_dir / "work" / "run_dir" / "config.json").read_text())
+    assert saved == metrics["final_config"] and saved["validation_fraction"] == 0.0 and saved["n_train"] == 2000
+    assert metrics["data"]["n_train_final"] == 2000
     raw = data.load_idx()
     ev = evaluate(raw.y_test[:1000], predict_proba(model, data.normalise(raw.x_test[:1000])))
     assert ev.accuracy == metrics["test"]["accuracy"]

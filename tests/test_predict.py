@@ -9,7 +9,7 @@ from PIL import Image
 from mnist_report import data, predict, train
 from mnist_report.__main__ import main
 from mnist_report.config import TrainConfig
-from mnist_report.evaluate import predict_proba
+from mnist_report.train import predict_proba
 
 N = 300  # test digits written out as files
 

@@ -50,8 +50,9 @@ def test_check_report_names_what_changed(tmp_path):
     for d in ("notebooks", "reports", "mnist_report", "data/mnist"):
         (root / d).mkdir(parents=True)
     nb = root / "notebooks" / "01-x.ipynb"
-    nb.write_text("{}")
-    (root / "mnist_report" / "model.py").write_text("a = 1\n")
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["from mnist_report import model\n"]}]}))
+    (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\n")
+    (root / "mnist_report" / "io.py").write_text("x = 1\n")
     (root / "mnist_report" / "bench.py").write_text("b = 1\n")
     (root / "data" / "mnist" / "SHA256SUMS").write_text("x\n")
     check = lambda: provenance.check(root / "reports", root / "notebooks", root)  # noqa: E731
@@ -60,13 +61,15 @@ def test_check_report_names_what_changed(tmp_path):
     assert "made before inputs were recorded" in check()["01-x"][0]
     provenance.record(nb, root / "reports" / "01-x.ipynb", root)
     assert check() == {"01-x": []}
-    (root / "mnist_report" / "bench.py").write_text("b = 2\n")  # not report code: still up to date
-    assert check() == {"01-x": []}
-    (root / "mnist_report" / "model.py").write_text("a = 2\n")
-    nb.write_text('{"cells": []}')
+    (root / "mnist_report" / "bench.py").write_text("b = 2\n")  # the notebook does not import it: up to date
     (root / "mnist_report" / "new.py").write_text("")
-    assert check() == {"01-x": ["notebooks/01-x.ipynb changed", "mnist_report/model.py changed",
-                                "mnist_report/new.py is new"]}
+    assert check() == {"01-x": []}
+    (root / "mnist_report" / "io.py").write_text("x = 2\n")  # imported by what the notebook imports
+    assert check() == {"01-x": ["mnist_report/io.py changed"]}
+    (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\nfrom mnist_report import new\n")
+    nb.write_text(nb.read_text().replace("import model", "import model  # edited"))
+    assert check() == {"01-x": ["notebooks/01-x.ipynb changed", "mnist_report/io.py changed",
+                                "mnist_report/model.py changed", "mnist_report/new.py is new"]}
     recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
     recorded["packages"]["keras"] = "0.0.1"
     changed = provenance.differences(recorded, provenance.inputs(nb, root))
@@ -81,3 +84,35 @@ def test_check_report_cli(capsys, monkeypatch):
     monkeypatch.setattr(provenance, "check", lambda: {"01-a": []})
     assert main(["check-report"]) == 0
 
+
+
+@pytest.mark.slow
+def test_make_report_executes_exactly_the_stale_notebooks_and_says_why(tmp_path):
+    from mnist_report import notebooks
+
+    nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
+    nbs.mkdir()
+    for name in ("01-a", "02-b"):
+        write_notebook(nbs / f"{name}.ipynb", "x = 1", "from mnist_report import paths\nprint(x)")
+    lines = []
+    build = lambda: notebooks.build_report(nbs, reports, timeout=120, print_fn=lines.append)  # noqa: E731
+    assert build() == ["01-a", "02-b"]
+    assert "01-a: reports/01-a.ipynb does not exist" in lines[0].replace(str(tmp_path) + "/", "")
+    assert (reports / "01-a.html").is_file() and (reports / "02-b.inputs.json").is_file()
+    lines.clear()
+    assert build() == [] and lines[-1] == "nothing is stale: the report matches the working tree"
+    write_notebook(nbs / "02-b.ipynb", "x = 1", "from mnist_report import paths\nprint(x + 1)")  # a changed cell
+    lines.clear()
+    assert build() == ["02-b"]
+    assert "01-a: up to date" in lines[0] and "== 02-b: " in lines[1] and "02-b.ipynb changed" in lines[1]
+
+
+def test_a_notebook_run_by_hand_never_writes_into_the_committed_report(monkeypatch, capsys):
+    from mnist_report.paths import PROJECT_ROOT
+    from mnist_report.report import STAGING_ENV, Outputs
+
+    monkeypatch.delenv(STAGING_ENV, raising=False)
+    out = Outputs("reports", "01-seed-reproduction")
+    assert out.dir == PROJECT_ROOT / "reports" / "interactive"
+    assert "reports/interactive/" in capsys.readouterr().out
+    assert Outputs("reports/custom", "x").dir == PROJECT_ROOT / "reports" / "custom"  # another directory: as asked

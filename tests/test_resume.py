@@ -1,29 +1,21 @@
-"""A run killed mid-training (SIGKILL) resumes from its last completed epoch and ends with the same
+"""A run whose worker is killed mid-training (SIGKILL) resumes from its last completed epoch and ends with the same
 numbers as a run never interrupted."""
 
 import json
 import os
 import signal
-import subprocess
-import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from mnist_report import runs, train
+from mnist_report import fanout, runs, train
 from mnist_report.config import TrainConfig
-from mnist_report.paths import PROJECT_ROOT
 
 # the better network: augmentation, dropout, batch normalisation and a learning-rate schedule, so that
 # every kind of state a resume must restore is there
 CONFIG = TrainConfig(architecture="better", epochs=6, n_train=1200, n_test=300, seed=5, dense_units=32)
-TRAIN = """
-import sys
-from mnist_report import data, runs
-from mnist_report.config import TrainConfig
-runs.run_seed(TrainConfig(**CONFIG), data.load_idx(), sys.argv[1])
-""".replace("CONFIG", repr(CONFIG.to_dict()))
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
@@ -40,29 +32,29 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_training_resumes_to_the_same_numbers(raw, tmp_path):
-    whole = runs.run_seed(CONFIG, raw, tmp_path / "whole")
+def test_a_worker_killed_mid_run_loses_nothing(raw, tmp_path, pool):
+    whole = runs.run_seed(CONFIG, raw, tmp_path / "whole", pool)
     root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(root)], cwd=PROJECT_ROOT)
-    state, killed_at, deadline = None, None, time.monotonic() + 300
-    while killed_at is None and proc.poll() is None and time.monotonic() < deadline:
-        state = next(root.glob("*/seed-5/backup/state.json"), None)
-        try:
-            epoch = json.loads(state.read_text())["epoch"] if state else 0
-        except (OSError, ValueError):
-            epoch = 0
-        if epoch >= 2:
-            proc.send_signal(signal.SIGKILL)  # no chance to clean up
-            killed_at = epoch
-        time.sleep(0.02)
-    proc.wait(timeout=60)
-    assert killed_at is not None and proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
-    assert not next(root.glob("*/seed-5/run.json"), None), "the killed run finished"
-    saved = json.loads(state.read_text())["epoch"]
-    assert 2 <= saved < CONFIG.epochs
-
-    resumed = runs.run_seed(CONFIG, raw, root)
-    assert not resumed.cached and resumed.resumed_at == saved
+    with fanout.start(workers=1) as executor:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(run=runs.run_seed(CONFIG, raw, root, executor)))
+        thread.start()
+        state, killed_at, deadline = None, None, time.monotonic() + 300
+        while killed_at is None and thread.is_alive() and time.monotonic() < deadline:
+            state = next(root.glob("*/seed-5/backup/state.json"), None)
+            try:
+                epoch = json.loads(state.read_text())["epoch"] if state else 0
+            except (OSError, ValueError):
+                epoch = 0
+            if epoch >= 2:
+                (pid,) = executor.client.run(os.getpid).values()
+                os.kill(pid, signal.SIGKILL)  # the worker process, mid-run: no chance to clean up
+                killed_at = epoch
+            time.sleep(0.02)
+        thread.join(timeout=300)
+    assert killed_at is not None, "the run ended before its worker was killed"
+    resumed = result["run"]  # Dask gave the task to the restarted worker, which resumed from the backup
+    assert not resumed.cached and killed_at <= resumed.resumed_at < CONFIG.epochs
     assert not (resumed.path / "backup").exists()  # removed once the run is whole
     np.testing.assert_array_equal(resumed.test_proba, whole.test_proba)
     np.testing.assert_array_equal(resumed.val_proba, whole.val_proba)
@@ -83,3 +75,14 @@ def test_a_damaged_backup_means_training_from_the_start(small_splits, tmp_path):
                                   whole.model.predict(small_splits.x_test, verbose=0))  # fmt: skip
     assert sorted(os.listdir(backup)) == [
         "epoch-2.weights.h5", "state.json"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_backup_made_under_another_configuration_is_refused(small_splits, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
+    train.train(config, small_splits, print_fn=None, backup_dir=tmp_path / "backup")  # leaves its backup
+    other = TrainConfig(**{**config.to_dict(), "dropout": 0.3})
+    with pytest.warns(UserWarning, match="another configuration.*training from the start"):
+        again = train.train(other, small_splits, print_fn=None, backup_dir=tmp_path / "backup")
+    fresh = train.train(other, small_splits, print_fn=None)
+    assert again.resumed_at == 0 and again.history == fresh.history

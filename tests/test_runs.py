@@ -1,37 +1,98 @@
-"""Cached seed runs: trained once, read back unchanged, never reused across configurations or code."""
+"""Cached runs, trained on the executor's workers: trained once, read back unchanged, never reused
+across configurations or code, the same numbers whatever the number of workers, one training per
+run even when two studies ask for it at once."""
 
 import json
+import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from mnist_report import runs
+from mnist_report import fanout, runs
 from mnist_report.config import TrainConfig
+from mnist_report.paths import PROJECT_ROOT
 
 TINY = TrainConfig(epochs=1, n_train=300, n_test=100, validation_fraction=0.2)
 
 
-def test_a_run_is_trained_once_then_read_back(raw, tmp_path):
+@pytest.mark.slow
+def test_a_run_is_trained_once_then_read_back(raw, tmp_path, pool):
     lines = []
-    first = runs.run_seeds(TINY, [0, 1], raw, tmp_path, print_fn=lines.append)
+    first = runs.run_seeds(TINY, [0, 1], raw, tmp_path, pool, print_fn=lines.append)
     assert [r.cached for r in first] == [False, False]
-    assert len(lines) == 3 and "2/2" in lines[-1] and "seed   1" in lines[-1]
+    assert len(lines) == 3 and "training 2 on 2 workers" in lines[0]
+    assert any("2/2" in line for line in lines) and all("on worker" in line for line in lines[1:])
     assert first[0].val_proba.shape == (60, 10) and first[0].test_proba.shape == (100, 10)
-    again = runs.run_seeds(TINY, [0, 1], raw, tmp_path, print_fn=None)
+    again = runs.run_seeds(TINY, [0, 1], raw, tmp_path, pool, print_fn=None)
     assert [r.cached for r in again] == [True, True]
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a.test_proba, b.test_proba)
         assert a.history == b.history and a.test_accuracy == b.test_accuracy
     meta = json.loads((first[1].path / "run.json").read_text())
-    assert meta["config"] == {**TINY.to_dict(), "seed": 1}
-    assert (first[1].path / "model.keras").is_file()
+    assert meta["config"] == {**TINY.to_dict(), "seed": 1} and meta["threads"] == 1
+    assert (first[1].path / "model.keras").is_file() and not (first[1].path / "backup").exists()
 
 
-def test_a_retrained_run_gives_the_same_predictions(raw, tmp_path):
-    first = runs.run_seed(TINY, raw, tmp_path / "a")
-    second = runs.run_seed(TINY, raw, tmp_path / "b")
-    assert not first.cached and not second.cached
-    np.testing.assert_array_equal(first.test_proba, second.test_proba)
+@pytest.mark.slow
+def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, pool):
+    config = TrainConfig(epochs=2, n_train=600, n_test=200)
+    two = runs.run_seeds(config, [0, 1, 2], raw, tmp_path / "two", pool, print_fn=None)
+    with fanout.start(workers=1) as one_worker:
+        one = runs.run_seeds(config, [0, 1, 2], raw, tmp_path / "one", one_worker, print_fn=None)
+    assert len({r.worker for r in two}) == 2 and len({r.worker for r in one}) == 1
+    for a, b in zip(one, two, strict=True):
+        assert a.test_accuracy == b.test_accuracy and a.history == b.history
+        np.testing.assert_array_equal(a.test_proba, b.test_proba)
+        np.testing.assert_array_equal(a.val_proba, b.val_proba)
+
+
+SLOWER = TrainConfig(epochs=2, n_train=2000, n_test=200)  # a few seconds a run, so that the studies overlap
+# A second study, in a process of its own, over the same cache and seeds.
+STUDY = """
+import json, sys
+from mnist_report import data, fanout, runs
+from mnist_report.config import TrainConfig
+if __name__ == "__main__":
+    with fanout.start(workers=1) as executor:
+        done = runs.run_seeds(TrainConfig(**CONFIG), [0, 1, 2, 3], data.load_idx(), sys.argv[1], executor, None)
+    print("RESULT " + json.dumps([[r.seed, r.cached, r.test_accuracy] for r in done]))
+""".replace("CONFIG", repr(SLOWER.to_dict()))
+
+
+@pytest.mark.slow
+def test_two_concurrent_studies_over_the_same_seeds_train_each_seed_once(raw, tmp_path, pool):
+    seeds = [0, 1, 2, 3]
+    script = tmp_path / "study.py"
+    script.write_text(STUDY)
+    other = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache")], stdout=subprocess.PIPE,
+                             text=True, cwd=PROJECT_ROOT)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "cache").glob("*/seed-*.lock")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the other study has locked its first run
+    mine = runs.run_seeds(SLOWER, seeds, raw, tmp_path / "cache", pool, print_fn=None)
+    stdout, _ = other.communicate(timeout=300)
+    assert other.returncode == 0
+    theirs = json.loads(stdout.split("RESULT ", 1)[1])
+    trained = [r.seed for r in mine if not r.cached] + [seed for seed, cached, _ in theirs if not cached]
+    assert sorted(trained) == seeds  # each seed trained by exactly one of the two studies
+    assert any(not cached for _, cached, _ in theirs) and any(not r.cached for r in mine)  # both trained some
+    assert [r.test_accuracy for r in mine] == [acc for _, _, acc in theirs]
+
+
+def test_a_scheduler_that_cannot_be_reached_is_named_before_anything_trains(monkeypatch):
+    monkeypatch.setattr(fanout, "CONNECT_TIMEOUT_S", 2)
+    with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9 \(from the "
+                                              r"scheduler parameter\)"):  # fmt: skip
+        fanout.start("tcp://127.0.0.1:9")
+    monkeypatch.setenv(fanout.SCHEDULER_ENV, "tcp://127.0.0.1:9")
+    with pytest.raises(ConnectionError, match=r"at tcp://127\.0\.0\.1:9 \(from the \$MNIST_REPORT_SCHEDULER\)"):
+        fanout.start()
+    monkeypatch.delenv(fanout.SCHEDULER_ENV)
+    with pytest.raises(ValueError, match="workers must be None or an integer >= 1"):
+        fanout.start(None, 0)
 
 
 def test_the_key_changes_with_the_configuration_the_code_and_the_data(raw, monkeypatch):
@@ -39,45 +100,79 @@ def test_the_key_changes_with_the_configuration_the_code_and_the_data(raw, monke
     assert runs.cache_key(TrainConfig(**{**TINY.to_dict(), "seed": 7}), raw) == key  # seeds share a key
     assert runs.cache_key(TrainConfig(**{**TINY.to_dict(), "dropout": 0.4}), raw) != key
     assert runs.cache_key(TrainConfig(**{**TINY.to_dict(), "precision": "mixed_bfloat16"}), raw) != key
+    assert runs.cache_key(TrainConfig(**{**TINY.to_dict(), "threads": 2}), raw) != key
+    assert runs.cache_key(TINY, raw, test=False) != key
     other = type(raw)(**{**raw.__dict__, "y_test": raw.y_test[::-1].copy()})
     assert runs.cache_key(TINY, other) != key
     monkeypatch.setattr(runs, "code_version", lambda: "edited")
     assert runs.cache_key(TINY, raw) != key
 
 
-def test_an_unfinished_or_damaged_run_is_trained_again(raw, tmp_path, capsys):
-    run = runs.run_seed(TINY, raw, tmp_path)
+@pytest.mark.slow
+def test_an_unfinished_or_damaged_run_is_trained_again(raw, tmp_path, pool, capsys):
+    run = runs.run_seed(TINY, raw, tmp_path, pool)
     (run.path / "run.json").unlink()  # interrupted before its last file was written
-    assert not runs.run_seed(TINY, raw, tmp_path).cached
+    assert not runs.run_seed(TINY, raw, tmp_path, pool).cached
     (run.path / "predictions.npz").write_bytes(b"not an npz")
-    again = runs.run_seed(TINY, raw, tmp_path)
+    again = runs.run_seed(TINY, raw, tmp_path, pool)
     assert not again.cached and "unreadable" in capsys.readouterr().out
     np.testing.assert_array_equal(again.test_proba, run.test_proba)
 
 
 def test_seeds_must_be_distinct(raw, tmp_path):
     with pytest.raises(ValueError, match="distinct"):
-        runs.run_seeds(TINY, [3, 3], raw, tmp_path)
+        runs.run_seeds(TINY, [3, 3], raw, tmp_path, executor=None)
 
 
-def test_the_source_hash_covers_every_training_module_but_not_its_comments(tmp_path):
-    import shutil
+# Prose in a training module (docstrings, comments) leaves the key alone; code does not.
+PROSE_EDITS = [
+    lambda s: s + "\n\n# a comment\n",
+    lambda s: s.replace('"""', '"""Reworded. ', 1),  # the module's docstring
+]
+CODE_EDITS = [lambda s: s + "\nEDITED = 1\n"]
 
+
+def test_the_source_hash_covers_the_training_code_but_not_its_prose(tmp_path):
     base = runs.source_hash()
     for name in runs.TRAINING_CODE:
         copy = tmp_path / name.removesuffix(".py")
         shutil.copytree(runs.PACKAGE_DIR, copy)
         source = (copy / name).read_text()
-        (copy / name).write_text(source + "\n\n# a comment\n")
-        assert runs.source_hash(copy) == base, name
-        (copy / name).write_text(source + "\nEDITED = 1\n")
-        assert runs.source_hash(copy) != base, name
+        for edit in PROSE_EDITS:
+            (copy / name).write_text(edit(source))
+            assert runs.source_hash(copy) == base, name
+        for edit in CODE_EDITS:
+            (copy / name).write_text(edit(source))
+            assert runs.source_hash(copy) != base, name
+        shutil.rmtree(copy)
     assert runs.source_hash(runs.PACKAGE_DIR) == base
 
 
-def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, capsys):
-    run = runs.run_seed(TINY, raw, tmp_path)
+def test_a_function_docstring_is_prose_and_a_layer_width_is_code(tmp_path):
+    shutil.copytree(runs.PACKAGE_DIR, tmp_path / "p")
+    model = tmp_path / "p" / "model.py"
+    source = model.read_text()
+    base = runs.source_hash(tmp_path / "p")
+    model.write_text(source.replace('    """', '    """A reworded docstring. ', 1))
+    assert runs.source_hash(tmp_path / "p") == base
+    assert "Conv2D(32, kernel_size=(3, 3)" in source
+    model.write_text(source.replace("Conv2D(32, kernel_size=(3, 3)", "Conv2D(31, kernel_size=(3, 3)"))  # a layer width
+    assert runs.source_hash(tmp_path / "p") != base
+    train = tmp_path / "p" / "train.py"
+    model.write_text(source)
+    train.write_text(train.read_text().replace("floor: float = 0.01", "floor: float = 0.02"))  # the lr schedule
+    assert runs.source_hash(tmp_path / "p") != base
+    # modules that hold the report's prose and statistics are not training code
+    (tmp_path / "p" / "evaluate.py").write_text("REWORDED = 'the claim holds'\n")
+    (tmp_path / "p" / "runs.py").write_text("REWORDED = 'a progress line'\n")
+    train.write_text((runs.PACKAGE_DIR / "train.py").read_text())
+    assert runs.source_hash(tmp_path / "p") == base
+
+
+@pytest.mark.slow
+def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, pool, capsys):
+    run = runs.run_seed(TINY, raw, tmp_path, pool)
     meta = json.loads((run.path / "run.json").read_text())
     (run.path / "run.json").write_text(json.dumps({**meta, "config": {**meta["config"], "dropout": 0.3}}))
-    again = runs.run_seed(TINY, raw, tmp_path)
+    again = runs.run_seed(TINY, raw, tmp_path, pool)
     assert not again.cached and "another key or configuration" in capsys.readouterr().out

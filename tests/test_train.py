@@ -8,8 +8,9 @@ import pytest
 from mnist_report import train
 from mnist_report.__main__ import main
 from mnist_report.config import TrainConfig
-from mnist_report.evaluate import evaluate, predict_proba
+from mnist_report.evaluate import evaluate
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.train import predict_proba
 
 SMALL = dict(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
 
@@ -124,24 +125,19 @@ def test_the_better_network_trains_with_a_falling_learning_rate(small_splits):
 
 
 @pytest.mark.parametrize(("capability", "cpu_flags", "native"), [
-    (None, "flags: avx2 fma", False),           # no GPU, a CPU without bf16
-    (None, "flags: avx2 avx512_bf16", True),    # no GPU, AVX512_BF16
-    ((7, 5), "flags: avx2 fma", False),         # a Turing GPU emulates bf16
-    ((8, 0), "flags: avx2 fma", True),          # Ampere and later have it
-    ((9, 0), "flags: avx2 fma", True),
+    (None, ["avx2", "fma"], False),             # no GPU, a CPU without bf16
+    (None, ["avx2", "avx512_bf16"], True),      # no GPU, AVX512_BF16
+    (None, ["amx_bf16", "amx_tile"], True),     # no GPU, AMX
+    ((7, 5), ["avx2", "fma"], False),           # a Turing GPU emulates bf16
+    ((8, 0), ["avx2", "fma"], True),            # Ampere and later have it
+    ((9, 0), ["avx2", "fma"], True),
 ])  # fmt: skip
 def test_bf16_native_needs_an_ampere_gpu_or_a_bf16_cpu(monkeypatch, capability, cpu_flags, native):
     gpus = ["GPU:0"] if capability else []
     monkeypatch.setattr(train.tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
     monkeypatch.setattr(train.tf.config.experimental, "get_device_details",
                         lambda device: {"compute_capability": capability})  # fmt: skip
+    from mnist_report import machine
 
-    class FakePath:
-        def __init__(self, *args):
-            pass
-
-        def read_text(self):
-            return cpu_flags
-
-    monkeypatch.setattr(train, "Path", FakePath)
+    monkeypatch.setattr(machine, "cpu", lambda: {"model": "fake", "cores": 2, "flags": cpu_flags})
     assert train.bf16_native() is native

@@ -1,46 +1,68 @@
-"""The hyperparameter search: it runs, reports every trial, selects on validation, and resumes."""
+"""The hyperparameter search: KerasTuner's oracle draws the trials, the executor trains them, the
+validation split alone scores them, and a repeated search reads its trials back."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 
-from mnist_report import tuning
+from mnist_report import data, train, tuning
 from mnist_report.config import TrainConfig
 
+BASE = TrainConfig(n_train=1000, n_test=500)
+
+
+def test_the_oracle_draws_the_same_trials_for_the_same_seed_and_others_for_another():
+    a = tuning.trial_configs(BASE, max_trials=5, max_epochs=3)
+    assert a == tuning.trial_configs(BASE, max_trials=5, max_epochs=3)
+    assert a != tuning.trial_configs(BASE, max_trials=5, max_epochs=3, seed=1)
+    assert len(a) == 5 and len(set(a)) == 5
+    for c in a:
+        lo, hi = tuning.SPACE["learning_rate"]
+        assert lo <= c.learning_rate <= hi and c.batch_size in tuning.SPACE["batch_size"]
+        assert c.dropout in tuning.SPACE["dropout"] and c.dense_units in tuning.SPACE["dense_units"]
+        assert c.epochs == 3 and c.patience == tuning.PATIENCE and c.seed == BASE.seed
+
 
 @pytest.mark.slow
-def test_a_tiny_search_reports_trials_best_first_and_resumes(small_splits, tmp_path, monkeypatch):
+def test_a_tiny_search_reports_trials_best_first_and_resumes(raw, tmp_path, pool):
     lines = []
-    rows = tuning.search(TrainConfig(), small_splits, max_trials=2, max_epochs=1, directory=tmp_path,
+    rows = tuning.search(BASE, raw, max_trials=2, max_epochs=1, cache_root=tmp_path, executor=pool,
                          print_fn=lines.append)  # fmt: skip
-    assert len(rows) == 2 and len(lines) == 2 and lines[-1].startswith("trial 2/2")
-    assert rows[0]["val_accuracy"] >= rows[1]["val_accuracy"]
+    assert len(rows) == 2 and len(lines) == 3 and all("best val_accuracy" in line for line in lines[1:])
+    assert rows[0]["val_accuracy"] >= rows[1]["val_accuracy"] and {r["trial"] for r in rows} == {1, 2}
     for row in rows:
         assert set(tuning.SPACE) <= set(row) and row["best_epoch"] == 1
-        lo, hi = tuning.SPACE["learning_rate"]
-        assert lo <= row["learning_rate"] <= hi and row["batch_size"] in tuning.SPACE["batch_size"]
-    # a second call with the same directory reads the finished trials back, training nothing
-    again = tuning.search(TrainConfig(), small_splits, max_trials=2, max_epochs=1, directory=tmp_path,
+    # a second call reads the finished trials back, training nothing
+    again = tuning.search(BASE, raw, max_trials=2, max_epochs=1, cache_root=tmp_path, executor=pool,
                           print_fn=lines.append)  # fmt: skip
-    assert again == rows and len(lines) == 2
-    # other training code (or package versions, or machine) is another search: nothing is read back
-    monkeypatch.setattr(tuning.runs, "code_version", lambda: "other training code")
-    tuning.search(TrainConfig(), small_splits, max_trials=1, max_epochs=1, directory=tmp_path, print_fn=lines.append)
-    assert len(lines) == 3 and len(list(tmp_path.glob("search-*"))) == 2
+    assert again == rows and "2 of them cached" in lines[3]
 
 
-def test_the_search_needs_a_validation_split(small_splits, tmp_path):
+def test_the_search_needs_a_validation_split(raw, tmp_path):
     with pytest.raises(ValueError, match="validation_fraction must be > 0"):
-        tuning.search(TrainConfig(), small_splits.full_training(), 1, 1, tmp_path)
+        tuning.search(dataclasses.replace(BASE, validation_fraction=0.0), raw, 1, 1, tmp_path, None)
     with pytest.raises(ValueError, match="max_trials must be an integer >= 1"):
-        tuning.search(TrainConfig(), small_splits, 0, 1, tmp_path)
+        tuning.search(BASE, raw, 0, 1, tmp_path, None)
 
 
 @pytest.mark.slow
-def test_the_search_never_looks_at_the_test_images(small_splits, tmp_path):
-    import dataclasses
+def test_a_trial_never_looks_at_the_test_images(raw, monkeypatch):
+    (config,) = tuning.trial_configs(dataclasses.replace(BASE, n_train=600), 1, 2)
+    fingerprint = data.fingerprint(raw)
+    clean = train.run_task(config, fingerprint, None, test=False)
+    poisoned = dataclasses.replace(raw, x_test=np.full_like(raw.x_test, 255), y_test=np.zeros_like(raw.y_test))
+    monkeypatch.setitem(train._WORKER_DATA, fingerprint, poisoned)
+    again = train.run_task(config, fingerprint, None, test=False)
+    assert again["test_proba"].shape == (0, 10) and len(again["y_test"]) == 0
+    assert again["history"] == clean["history"]
+    np.testing.assert_array_equal(again["val_proba"], clean["val_proba"])
 
-    import numpy as np
 
-    poisoned = dataclasses.replace(small_splits, x_test=np.full_like(small_splits.x_test, np.nan),
-                                   y_test=np.zeros_like(small_splits.y_test))  # fmt: skip
-    rows = tuning.search(TrainConfig(), small_splits, 1, 1, tmp_path / "a", print_fn=None)
-    assert tuning.search(TrainConfig(), poisoned, 1, 1, tmp_path / "b", print_fn=None) == rows
+@pytest.mark.slow
+def test_early_stopping_after_patience_epochs_without_a_better_validation_accuracy(small_splits):
+    config = TrainConfig(epochs=30, n_train=1000, n_test=500, learning_rate=0.003, patience=1)
+    run = train.train(config, small_splits, print_fn=None)
+    scores = run.history["val_accuracy"]
+    assert len(scores) < 30  # it stopped
+    assert len(scores) - 1 - int(np.argmax(scores)) == 1  # one epoch after the best, no more

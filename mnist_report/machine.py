@@ -1,0 +1,62 @@
+"""What this machine is and which package versions compute and draw the report, written once: the
+run cache's key, the recorded inputs of each notebook, the metrics' environment block and the
+benchmark all read it from here."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+# The packages whose versions change a trained run's numbers (part of every cache key) ...
+TRAINING_PACKAGES = ("tensorflow", "keras", "numpy")
+# ... and every package that computes a number or draws a figure of the report (a new version makes
+# a notebook stale: `make check-report`), the executor included.
+REPORT_PACKAGES = (*TRAINING_PACKAGES, "scipy", "scikit-learn", "statsmodels", "keras-tuner", "pillow", "matplotlib",
+                   "seaborn", "dask", "distributed")  # fmt: skip
+
+
+def versions(names=REPORT_PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package (None where it is not installed)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def cpu() -> dict:
+    """The processor's model name, cores, and every flag /proc/cpuinfo lists (empty where there is none)."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count(), "flags": sorted(flags)}
+
+
+def simd(flags=None) -> list[str]:
+    """The vector-instruction flags (oneDNN picks its kernels by them)."""
+    flags = cpu()["flags"] if flags is None else flags
+    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
+
+
+def fingerprint() -> dict:
+    """What makes the same code give other numbers on another machine: the vector instructions, any
+    GPU, oneDNN on or off, and Python."""
+    import tensorflow as tf
+
+    return {
+        "machine": platform.machine(),
+        "simd": simd(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "python": platform.python_version(),
+    }

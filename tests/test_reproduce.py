@@ -1,0 +1,60 @@
+"""make reproduce: a small report reproduced on the same machine gives identical numbers; an edited
+committed metric is found, judged against the noise, and the exit status says so."""
+
+import json
+
+import pytest
+from test_notebooks import SMALL, execute
+
+from mnist_report import reproduce
+from mnist_report.paths import PROJECT_ROOT
+
+NAME = "01-seed-reproduction"
+
+
+@pytest.mark.slow
+def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(tmp_path, capsys):
+    committed = tmp_path / "reports"
+    execute(PROJECT_ROOT / "notebooks" / f"{NAME}.ipynb", committed, SMALL[NAME])
+    assert reproduce.recorded_parameters(committed / f"{NAME}.ipynb") == SMALL[NAME]
+    out = tmp_path / "again"
+    result = reproduce.reproduce(committed, out, names=[NAME], timeout=600, print_fn=None)
+    assert result["ok"] and result["verdict"].startswith("REPRODUCED: all"), result["verdict"]
+    assert (out / "reproduce.md").is_file() and json.loads((out / "reproduce.json").read_text())["ok"]
+    assert any(r["kind"] == "timing" for r in result["rows"])  # listed apart, never judged
+    # the committed accuracy edited by more than noise: found, and exit status 1
+    metrics = json.loads((committed / f"{NAME}.metrics.json").read_text())
+    metrics["test"]["accuracy"] += 0.05
+    metrics["test"]["loss"] += 0.001  # a statistic the report gives no noise for: listed, not judged
+    (committed / f"{NAME}.metrics.json").write_text(json.dumps(metrics))
+    assert reproduce.main(committed, out, timeout=600, compare_only=True) == 1
+    text = capsys.readouterr().out
+    assert "NOT REPRODUCED: 1 of" in text and "test.accuracy" in text and "OUTSIDE noise" in text
+    assert "different (not judged)" in text
+
+
+def test_differences_are_judged_against_the_measured_noise(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    study = {"accuracy_summary": {"mean": 0.9915, "std": 0.0006}, "runs": [{"accuracy": 0.9912, "seed": 0}],
+             "config": {"epochs": 10}, "train_seconds": 50.0, "environment": {"cpu": 2}}
+    (tmp_path / "a" / "02-multi-seed-study.metrics.json").write_text(json.dumps(study))
+    within = {**study, "accuracy_summary": {"mean": 0.9920, "std": 0.0006}, "train_seconds": 61.0,
+              "runs": [{"accuracy": 0.9925, "seed": 0}], "environment": {"cpu": 32}}
+    (tmp_path / "b" / "02-multi-seed-study.metrics.json").write_text(json.dumps(within))
+    result = reproduce.compare(tmp_path / "a", tmp_path / "b")
+    verdicts = {r["number"]: r["verdict"] for r in result["rows"]}
+    # the mean moved by 0.05 points (< 2 x 0.06 seed std); one run by 0.13 points (< 2 x its 0.094 s.e.)
+    assert verdicts == {"accuracy_summary.mean": "within noise", "accuracy_summary.std": "identical",
+                        "runs[0].accuracy": "within noise", "runs[0].seed": "identical",
+                        "config.epochs": "identical", "train_seconds": "timing"}
+    assert result["ok"] and result["verdict"].startswith("REPRODUCED WITHIN NOISE")
+    outside = {**within, "config": {"epochs": 11}, "accuracy_summary": {"mean": 0.9935, "std": 0.0006}}
+    (tmp_path / "b" / "02-multi-seed-study.metrics.json").write_text(json.dumps(outside))
+    result = reproduce.compare(tmp_path / "a", tmp_path / "b")
+    assert not result["ok"] and result["verdict"].startswith("NOT REPRODUCED: 2 of 5")
+
+
+def test_reproduce_never_writes_over_the_report(tmp_path):
+    with pytest.raises(ValueError, match="never over"):
+        reproduce.reproduce(tmp_path, tmp_path)
