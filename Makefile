@@ -50,9 +50,11 @@ reproduce: | $(STAMP)
 check-report: $(STAMP)
 	$(BIN)/python -m mnist_report check-report
 
+# Tests in parallel (pytest-xdist, one process per core): single-threaded TensorFlow processes side by
+# side use the cores better than one; each notebook's tests stay in one process (--dist loadgroup).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+_SIGNALLED: list[str] = []  # the signal that stopped the run, if one did
+
+
 def _interrupted(signum, frame):
+    _SIGNALLED.append(signal.Signals(signum).name)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -92,10 +96,11 @@ def _notebook(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # A closed terminal (SIGHUP) or a `kill` (SIGTERM) stops the run as Ctrl-C does, so that
     # notebooks.execute removes its half-written notebook and staged outputs before exiting.
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _interrupted)
     what = {"report": "the report", "reproduce": "the reproduction"}.get(args.command) or args.notebook
+    stopped_by = None
     try:
         if args.command == "reproduce":
             from mnist_report import reproduce
@@ -110,11 +115,20 @@ def _notebook(args) -> int:
             return 0
         params = {name: notebooks.parse_value(value) for name, value in args.parameter}
         out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)
-    except RuntimeError as e:
-        print(f"FAILED: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt as e:
-        print(f"INTERRUPTED ({e.args[0] if e.args else 'SIGINT'}): {what} did not finish; "
+        stopped_by = e.args[0] if e.args else "SIGINT"
+    except Exception as e:
+        if _SIGNALLED:  # the signal reached the kernel first, and the runner saw it die
+            stopped_by = _SIGNALLED[0]
+        elif isinstance(e, RuntimeError):
+            print(f"FAILED: {e}", file=sys.stderr)
+            return 1
+        else:
+            raise
+    if stopped_by:
+        # the kernel's client tasks end with "Kernel died" when the loop is torn down: not news here
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        print(f"INTERRUPTED ({stopped_by}): {what} did not finish; "
               "the notebook being executed and its figures and metrics were left as they were", file=sys.stderr)
         return 130
     print(f"wrote {out}")

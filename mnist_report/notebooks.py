@@ -5,14 +5,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import papermill as pm
+from jupyter_client.manager import AsyncKernelManager
 
 from mnist_report import provenance
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.report import STAGING_ENV
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """The kernel reached over Unix sockets in the temporary directory rather than TCP on localhost:
+    no port for another user of the machine to talk to, and no "Kernel is running over TCP without
+    encryption" warning on every run."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("transport", "ipc")
+        kwargs.setdefault("ip", str(Path(tempfile.gettempdir()) / f"mnist-report-kernel-{uuid.uuid4().hex[:12]}"))
+        super().__init__(**kwargs)
 
 
 def parse_value(text: str) -> Any:
@@ -57,7 +71,7 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     try:
         pm.execute_notebook(
             str(notebook), str(partial), parameters=params, kernel_name="python3", cwd=str(PROJECT_ROOT),
-            execution_timeout=timeout, log_output=True, progress_bar=False,
+            execution_timeout=timeout, log_output=True, progress_bar=False, kernel_manager_class=IPCKernelManager,
         )  # fmt: skip
     except pm.PapermillExecutionError as e:
         os.replace(partial, failed)

@@ -20,6 +20,14 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start: generated from reports/; do not edit -->", f"<!-- {name}:end -->"
 
 
+def _threads(metrics: dict) -> str:
+    """How the runs shared the cores, where the metrics record it."""
+    ex = metrics.get("executor")
+    if not ex:
+        return ""
+    return f", {ex['threads_per_run']} TensorFlow thread(s) per run, {ex['workers']} run(s) at once"
+
+
 def results_table(metrics: dict) -> str:
     """A Markdown table of the seed reproduction's headline numbers and verdicts."""
     test, claims, env, cfg, data = (metrics[k] for k in ("test", "claims", "environment", "config", "data"))
@@ -45,8 +53,8 @@ def results_table(metrics: dict) -> str:
         ),
         (
             "Training time (final model)",
-            f"{metrics['train_seconds']:.0f} s on {env['cpu_count']} CPU cores ({env['processor']}), "
-            f"TensorFlow {env['packages']['tensorflow']}, Keras {env['packages']['keras']}",
+            f"{metrics['train_seconds']:.0f} s on {env['cpu_count']} CPU cores ({env['processor']})"
+            f"{_threads(metrics)}, TensorFlow {env['packages']['tensorflow']}, Keras {env['packages']['keras']}",
         ),
     ]
     if "font_digits" in metrics:  # digits typeset in fonts, through `predict`'s preprocessing

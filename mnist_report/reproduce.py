@@ -169,7 +169,8 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         known = notebooks.pm.inspect_notebook(str(source))
         places = {"output_dir": str(out), "cache_dir": str(out / "cache"), "run_dir": str(out / "runs" / name)}
         params.update({k: v for k, v in places.items() if k in known})
-        (print_fn or (lambda line: None))(f"== {name}: executing from nothing with its recorded parameters {recorded_parameters(executed)}")
+        say = print_fn or (lambda line: None)
+        say(f"== {name}: executing from nothing with its recorded parameters {recorded_parameters(executed)}")
         notebooks.execute(source, out / f"{name}.ipynb", params, timeout=timeout)
     result = compare(reports, out)
     write_json(out / "reproduce.json", result)

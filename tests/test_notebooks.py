@@ -48,16 +48,30 @@ def test_every_notebook_has_small_parameters():
     assert NOTEBOOKS and {p.stem for p in NOTEBOOKS} == set(SMALL)
 
 
-@pytest.fixture(scope="module", params=NOTEBOOKS, ids=lambda p: p.stem)
-def executed(request, tmp_path_factory):
-    nb_path = request.param
-    out_dir = tmp_path_factory.mktemp(nb_path.stem)
-    return nb_path.stem, execute(nb_path, out_dir, SMALL[nb_path.stem]), out_dir
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """``executed(name)``: the notebook run once by papermill with its small parameters, for every test
+    of this module that asks for it; (name, executed notebook, output directory)."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            out_dir = tmp_path_factory.mktemp(name)
+            done[name] = name, execute(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", out_dir, SMALL[name]), out_dir
+        return done[name]
+
+    return run
+
+
+# Each notebook's tests run in one pytest-xdist worker (make test runs with --dist loadgroup), so that
+# each notebook is executed once.
+EACH = [pytest.param(p.stem, id=p.stem, marks=pytest.mark.xdist_group(p.stem)) for p in NOTEBOOKS]
 
 
 @pytest.mark.slow
-def test_notebook_writes_its_figures_and_metrics(executed):
-    name, out, out_dir = executed
+@pytest.mark.parametrize("name", EACH)
+def test_notebook_writes_its_figures_and_metrics(executed, name):
+    name, out, out_dir = executed(name)
     nb = nbformat.read(out, as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
@@ -72,10 +86,9 @@ def test_notebook_writes_its_figures_and_metrics(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("01-seed-reproduction")
 def test_seed_notebook_numbers_come_from_its_model(executed):
-    name, out, out_dir = executed
-    if name != "01-seed-reproduction":
-        pytest.skip("seed notebook only")
+    name, out, out_dir = executed("01-seed-reproduction")
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
     assert metrics["config"]["epochs"] == 1 and metrics["data"]["n_test"] == 1000
     assert metrics["parameters"] == 225_034
@@ -109,10 +122,9 @@ def test_seed_notebook_numbers_come_from_its_model(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("02-multi-seed-study")
 def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
-    name, out, out_dir = executed
-    if name != "02-multi-seed-study":
-        pytest.skip("study notebook only")
+    name, out, out_dir = executed("02-multi-seed-study")
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
     assert metrics["seeds"] == [0, 1] and metrics["data"]["n_test"] == 500
     # an independent recomputation of the mean and the 95% interval from the stored per-seed accuracies
@@ -139,10 +151,9 @@ def test_study_notebook_stores_what_its_interval_is_computed_from(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("03-beyond-the-seed")
 def test_beyond_notebook_tests_once_and_its_numbers_come_from_its_models(executed):
-    name, out, out_dir = executed
-    if name != "03-beyond-the-seed":
-        pytest.skip("third notebook only")
+    name, out, out_dir = executed("03-beyond-the-seed")
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
     trials = metrics["search"]["trials"]
     assert len(trials) == 2 and trials[0]["val_accuracy"] >= trials[1]["val_accuracy"]
@@ -175,8 +186,9 @@ def test_beyond_notebook_tests_once_and_its_numbers_come_from_its_models(execute
 
 
 @pytest.mark.slow
-def test_nbval_reruns_the_executed_notebook_to_the_same_outputs(executed):
-    _, out, out_dir = executed
+@pytest.mark.parametrize("name", EACH)
+def test_nbval_reruns_the_executed_notebook_to_the_same_outputs(executed, name):
+    _, out, out_dir = executed(name)
     shutil.rmtree(out_dir / "work")  # so that nbval trains again rather than reading cached runs
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",

@@ -116,8 +116,14 @@ def test_readme_generated_blocks_are_the_ones_the_reports_give():
 
 
 def test_ci_runs_the_readme_test_command():
-    assert "make test" in (PROJECT_ROOT / ".ci" / "run").read_text()
-    assert "make test" in (PROJECT_ROOT / "README.md").read_text()
+    import re
+
+    commands = [line.strip() for line in (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    assert "make test" in commands  # a command CI runs, not a comment
+    assert re.search(r"^make test\b", (PROJECT_ROOT / "README.md").read_text(), re.M)  # the README's own command
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", (PROJECT_ROOT / "Makefile").read_text(), re.M).group(1)
+    assert "ruff check" in recipe and "pytest" in recipe
 
 
 def test_the_modules_that_feed_each_notebook_are_found_from_its_imports():
@@ -144,3 +150,13 @@ def test_the_machine_and_package_fingerprint_is_written_once():
     assert [name for name, text in sources.items() if "metadata.version(" in text] == ["machine.py"]
     recorded = provenance.inputs(NOTEBOOKS[0])["packages"]
     assert {"matplotlib", "seaborn", "dask"} <= set(recorded) and set(machine.TRAINING_PACKAGES) <= set(recorded)
+
+
+def test_the_readme_layout_names_every_module_and_only_those():
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"^\s+(\w+\.py)\b", layout, re.M))
+    present = {p.name for p in (PROJECT_ROOT / "mnist_report").glob("*.py") if p.name != "__init__.py"}
+    assert named == present, f"README layout lacks {sorted(present - named)}; names missing {sorted(named - present)}"
