@@ -160,6 +160,7 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         raise ValueError(f"reproduce writes into a directory of its own, never over {shown(reports)}")
     shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
     names = names or [p.stem for p in sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))]
+    say = print_fn or (lambda line: None)
     for name in names:
         executed = reports / f"{name}.ipynb"
         if not executed.is_file():
@@ -169,23 +170,22 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         known = notebooks.pm.inspect_notebook(str(source))
         places = {"output_dir": str(out), "cache_dir": str(out / "cache"), "run_dir": str(out / "runs" / name)}
         params.update({k: v for k, v in places.items() if k in known})
-        say = print_fn or (lambda line: None)
         say(f"== {name}: executing from nothing with its recorded parameters {recorded_parameters(executed)}")
         notebooks.execute(source, out / f"{name}.ipynb", params, timeout=timeout)
+    return compare_and_write(reports, out)
+
+
+def compare_and_write(reports: Path, out: Path) -> dict:
+    """``compare``, written as ``out/reproduce.json`` and ``out/reproduce.md``."""
     result = compare(reports, out)
-    write_json(out / "reproduce.json", result)
-    (out / "reproduce.md").write_text(markdown(result))
+    write_json(Path(out) / "reproduce.json", result)
+    (Path(out) / "reproduce.md").write_text(markdown(result))
     return result
 
 
 def main(reports: Path, out: Path, timeout: int, compare_only: bool = False) -> int:
     """Exit status 1 if a reproduced number is outside what noise explains (or missing)."""
-    if compare_only:
-        result = compare(reports, out)
-        write_json(Path(out) / "reproduce.json", result)
-        (Path(out) / "reproduce.md").write_text(markdown(result))
-    else:
-        result = reproduce(reports, out, timeout=timeout)
+    result = compare_and_write(reports, out) if compare_only else reproduce(reports, out, timeout=timeout)
     print(markdown(result))
     print(f"written to {shown(Path(out) / 'reproduce.md')} and reproduce.json")
     print(result["verdict"])
