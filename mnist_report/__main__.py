@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_report", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train the seed network and save it")
+    train = sub.add_parser("train", help="train the baseline network and save it")
     for f in dataclasses.fields(TrainConfig):
         kind = int if f.default is None else type(f.default)  # n_train/n_test: None or an int
         choices = PRECISIONS if f.name == "precision" else None

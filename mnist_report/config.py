@@ -25,7 +25,7 @@ class TrainConfig:
     n_test: int | None = None  # first n test images; None = all 10,000
     seed: int = 42
     precision: str = "float32"  # or "mixed_bfloat16": bf16 compute, float32 weights and softmax
-    dense_units: int = 128  # width of the dense layer (the seed network's 128)
+    dense_units: int = 128  # width of the dense layer (the baseline network's 128)
     architecture: str = "baseline"  # the original network; or "better": batch norm, more convolutions, augmentation
     threads: int = 1  # TensorFlow's intra- and inter-op threads for this run (its numbers depend on them)
     patience: int | None = None  # stop after this many epochs without a better validation accuracy; None: never

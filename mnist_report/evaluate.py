@@ -1,5 +1,5 @@
 """Metrics from predictions: accuracy, loss, confusion matrix, per-class report, confused pairs,
-and the verdicts on the claims the report tests."""
+and the numbers behind the verdicts on the claims the report tests (the sentences: ``verdicts``)."""
 
 from __future__ import annotations
 
@@ -153,41 +153,25 @@ def check_claims(
     claimed_accuracy: float = CLAIMED_ACCURACY,
     claimed_pairs: tuple[tuple[int, int], ...] = CLAIMED_PAIRS,
 ) -> dict:
-    """Verdicts, with their numbers, on the claimed accuracy and the claimed top confusions."""
+    """The numbers behind the verdicts on the claimed accuracy and the claimed top confusions
+    (the sentences are ``verdicts.accuracy_claim`` and ``verdicts.pairs_claim``)."""
     se = binomial_se(ev.accuracy, ev.n)
     diff = ev.accuracy - claimed_accuracy
-    reached = ev.accuracy >= claimed_accuracy
-    within = abs(diff) <= 2 * se
-    accuracy_text = (
-        f"Test accuracy {ev.accuracy:.2%} on {ev.n:,} images ({ev.n_errors} errors) "
-        f"{'reaches' if reached else 'does not reach'} the claimed {claimed_accuracy:.2%} "
-        f"(difference {diff * 100:+.2f} points, {diff * ev.n:+.0f} images). "
-        f"The binomial standard error of one run on {ev.n:,} images is {se * 100:.2f} points, so the "
-        f"difference is {'within' if within else 'outside'} two standard errors."
-    )
     claim = pairs_claim(ev.undirected_pairs, claimed_pairs)
-    holds = claim["holds"]
-    top = [r for r in ev.undirected_pairs if r["rank"] <= len(claimed_pairs)]
-    claimed_text = ", ".join(f"{pair} ({count} errors, rank {rank})"
-                             for pair, count, rank in zip(claim["pairs"], claim["counts"], claim["ranks"], strict=True))
-    top_text = ", ".join(f"{r['pair']} ({r['count']})" for r in top)
-    pairs_text = (
-        f"The claim that the most common confusions are "
-        f"{' and '.join(f'{a}<->{b}' for a, b in claimed_pairs)} "
-        f"{'holds' if holds else 'does not hold'} for this run: claimed pairs {claimed_text}; "
-        f"the pairs ranked 1 to {len(claimed_pairs)} (both directions combined; equal counts share a rank) "
-        f"are {top_text}."
-    )
     return {
         "claimed_accuracy": claimed_accuracy,
         "accuracy": ev.accuracy,
-        "accuracy_reached": bool(reached),
+        "n": ev.n,
+        "n_errors": ev.n_errors,
+        "accuracy_reached": bool(ev.accuracy >= claimed_accuracy),
         "accuracy_difference": diff,
         "binomial_se": se,
-        "within_two_se": bool(within),
-        "accuracy_verdict": accuracy_text,
+        "within_two_se": bool(abs(diff) <= 2 * se),
         "claimed_pairs": [list(p) for p in claimed_pairs],
         "claimed_pair_ranks": claim["ranks"],
-        "pairs_claim_holds": bool(holds),
-        "pairs_verdict": pairs_text,
+        "claimed_pair_counts": claim["counts"],
+        "pairs_claim_holds": claim["holds"],
+        # the pairs ranked 1 to len(claimed_pairs); equal counts share a rank, so there may be more
+        "top_pairs": [{"pair": r["pair"], "count": r["count"], "rank": r["rank"]}
+                      for r in ev.undirected_pairs if r["rank"] <= len(claimed_pairs)],
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mnist_report import machine, plots
+from mnist_report import machine, plots, schema
 from mnist_report.io import write_json
 from mnist_report.paths import PROJECT_ROOT, from_root, shown
 
@@ -38,7 +38,10 @@ class Outputs:
         plots.save(fig, self.figure_path(key))
 
     def write_metrics(self, metrics: dict) -> Path:
-        return write_json(self.metrics_path, {"notebook": self.name, **metrics, "environment": environment()})
+        """Write the metrics JSON, after checking it against the notebook's schema (``schema.py``):
+        a structure that does not follow it raises ``schema.MetricsError`` and writes nothing."""
+        full = schema.validate(self.name, {"notebook": self.name, **metrics, "environment": environment()})
+        return write_json(self.metrics_path, full)
 
 
 def staged(directory: Path) -> Path:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import nbformat
 
-from mnist_report.io import read_json, write_json
+from mnist_report import schema
+from mnist_report.io import write_json
 from mnist_report.paths import PROJECT_ROOT, shown
 
 NOISE_FACTOR = 2.0  # a difference within twice the measured noise is "within noise"
@@ -86,13 +87,13 @@ def compare(committed: Path, reproduced: Path) -> dict:
     """Every number of ``committed``'s metrics files against ``reproduced``'s, judged (see above)."""
     committed, reproduced = Path(committed), Path(reproduced)
     study = committed / "02-multi-seed-study.metrics.json"
-    seed_std = read_json(study)["accuracy_summary"].get("std") if study.is_file() else None
+    seed_std = schema.load(study)["accuracy_summary"]["std"] if study.is_file() else None
     rows = []
     for path in sorted(committed.glob("*.metrics.json")):
         name = path.name.removesuffix(".metrics.json")
         other = reproduced / path.name
-        old = read_json(path)
-        new = read_json(other) if other.is_file() else {}
+        old = schema.load(path)
+        new = schema.load(other) if other.is_file() else {}
         n_test = (old.get("data") or {}).get("n_test") or 10000
         old_numbers, new_numbers = flatten(old), flatten(new)
         for key, a in old_numbers.items():

@@ -1,5 +1,6 @@
 """Many runs of one configuration: the spread of test accuracy and its interval, the errors that
-recur across seeds, and calibration (reliability, expected calibration error, temperature scaling)."""
+recur across seeds, and calibration (reliability, expected calibration error, temperature scaling).
+Numbers only: the sentences are built in ``verdicts``."""
 
 from __future__ import annotations
 
@@ -51,41 +52,16 @@ def accuracy_summary(accuracies: Sequence[float], n_test: int, level: float = 0.
     }
 
 
-def accuracy_verdict(summary: dict, claimed: float = CLAIMED_ACCURACY, accuracies=None) -> dict:
+def claim_position(summary: dict, claimed: float = CLAIMED_ACCURACY, accuracies=None) -> dict:
     """Where the claimed accuracy lies relative to the interval of the mean (inside, above or below),
-    and whether one run reaching it is plausible (inside the prediction interval of one run)."""
+    whether one run reaching it is plausible (inside the prediction interval of one run), and how many
+    of ``accuracies`` reach it (the sentence is ``verdicts.seed_accuracy``)."""
     lo, hi = summary["ci_low"], summary["ci_high"]
-    position = "inside" if lo <= claimed <= hi else ("above" if claimed > hi else "below")
-    meaning = {
-        "inside": "the measurements are consistent with the claim as a mean",
-        "above": "on this test set, this configuration's mean accuracy is lower than claimed",
-        "below": "on this test set, this configuration's mean accuracy is higher than claimed",
-    }[position]
-    plausible = summary["prediction_low"] <= claimed <= summary["prediction_high"]
-    text = (
-        f"Over {summary['n_runs']} seeds the test accuracy is {summary['mean']:.2%} +- {summary['std']:.2%} "
-        f"(mean +- standard deviation; range {summary['min']:.2%} to {summary['max']:.2%}). The "
-        f"{summary['level']:.0%} confidence interval of the mean is {lo:.2%} to {hi:.2%}; the claimed "
-        f"{claimed:.2%} is **{position}** it: {meaning}."
-    )
-    reached = None
-    if accuracies is not None:
-        reached = int(np.sum(np.asarray(accuracies) >= claimed))
-        text += f" {reached} of {len(accuracies)} runs reach {claimed:.2%}."
-    text += (
-        f" One further run lands, with {summary['level']:.0%} probability, between "
-        f"{summary['prediction_low']:.2%} and {summary['prediction_high']:.2%}, so a single run reporting "
-        f"{claimed:.2%} is {'plausible' if plausible else 'not plausible'} for this configuration. "
-        f"These intervals describe training noise on this one test set; the binomial standard error of a "
-        f"single run's accuracy, from the sample of test images, is {summary['binomial_se_one_run']:.2%}, "
-        f"against a seed-to-seed standard deviation of {summary['std']:.2%}."
-    )
     return {
         "claimed_accuracy": claimed,
-        "position": position,
-        "one_run_plausible": bool(plausible),
-        "runs_reaching_claim": reached,
-        "text": text,
+        "position": "inside" if lo <= claimed <= hi else ("above" if claimed > hi else "below"),
+        "one_run_plausible": bool(summary["prediction_low"] <= claimed <= summary["prediction_high"]),
+        "runs_reaching_claim": None if accuracies is None else int(np.sum(np.asarray(accuracies) >= claimed)),
     }
 
 
@@ -93,19 +69,8 @@ def pairs_across_seeds(confusions: Sequence[np.ndarray], claimed_pairs=CLAIMED_P
     """How often the claimed pairs are the most common confusions, run by run and in the summed matrix."""
     per_run = [pairs_claim(ranked_pairs(np.asarray(cm), directed=False), claimed_pairs) for cm in confusions]
     summed = pairs_claim(ranked_pairs(np.sum(confusions, axis=0), directed=False), claimed_pairs)
-    n = len(per_run)
     holds = sum(r["holds"] for r in per_run)
-    names = " and ".join(f"{a}<->{b}" for a, b in claimed_pairs)
-    text = (
-        f"{names} are the {len(claimed_pairs)} most common confusions (each strictly above every other pair) "
-        f"in {holds} of {n} runs. Their ranks run by run: "
-        + "; ".join(
-            f"{p}: " + ", ".join(str(r["ranks"][j]) for r in per_run) for j, p in enumerate(per_run[0]["pairs"])
-        )
-        + f". In the confusion matrix summed over all runs the claim {'holds' if summed['holds'] else 'does not hold'}"
-        f" (ranks {' and '.join(str(r) for r in summed['ranks'])})."
-    )
-    return {"runs": per_run, "runs_holding": holds, "n_runs": n, "summed": summed, "text": text}
+    return {"runs": per_run, "runs_holding": holds, "n_runs": len(per_run), "summed": summed}
 
 
 def per_digit_error_rates(confusions: Sequence[np.ndarray]) -> np.ndarray:
@@ -199,25 +164,18 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
-def calibration_verdict(rows: Sequence[dict]) -> str:
-    """A sentence on calibration from per-run rows with temperature, ECE and NLL before and after."""
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("temperature", "ECE before", "ECE after",
-                                                                "NLL before", "NLL after")}  # fmt: skip
-    t = mean["temperature"]
-    over = sum(r["temperature"] > 1 for r in rows)
-    if abs(math.log(t)) < 0.05:
-        tendency = "about calibrated"
-    elif t > 1:
-        tendency = "over-confident (T > 1 softens its probabilities)"
-    else:
-        tendency = "under-confident (T < 1 sharpens its probabilities)"
-    better = sum(r["ECE after"] < r["ECE before"] for r in rows)
-    return (
-        f"Averaged over {len(rows)} runs the network is {tendency}: mean fitted temperature {t:.2f}, above 1 "
-        f"in {over} of {len(rows)} runs. Expected calibration error on the test set {mean['ECE before']:.2%} as "
-        f"trained, {mean['ECE after']:.2%} after temperature scaling (lower in {better} of {len(rows)} runs); "
-        f"test negative log-likelihood {mean['NLL before']:.4f} -> {mean['NLL after']:.4f}."
-    )
+def calibration_summary(rows: Sequence[dict]) -> dict:
+    """Means over runs of per-run rows with temperature, ECE and NLL before and after scaling, and
+    counts of the runs that moved each way (the sentence is ``verdicts.calibration``)."""
+    keys = ("temperature", "ECE before", "ECE after", "NLL before", "NLL after")
+    mean = {f"mean_{k.replace(' ', '_').lower()}": float(np.mean([r[k] for r in rows])) for k in keys}
+    return {
+        "n_runs": len(rows),
+        **mean,
+        "about_calibrated": bool(abs(math.log(mean["mean_temperature"])) < 0.05),  # T within about 5% of 1
+        "runs_temperature_above_one": sum(r["temperature"] > 1 for r in rows),
+        "runs_ece_lower": sum(r["ECE after"] < r["ECE before"] for r in rows),
+    }
 
 
 def seed_list(n_seeds: int, first_seed: int = 0) -> list[int]:
@@ -246,32 +204,12 @@ def paired_difference(baseline: Sequence[float], other: Sequence[float], names=(
         raise ValueError(f"need two equal-length lists of at least 2 accuracies; got {len(a)} and {len(b)}")
     d = b - a
     margin = float(a.std(ddof=1))
-    head = f"Over the same {len(a)} seeds, {names[1]} minus {names[0]} test accuracy is {d.mean() * 100:+.3f} points"
+    out = {"names": list(names), "n_runs": len(a), "level": level, "mean_difference": float(d.mean()),
+           "seed_std": margin}  # fmt: skip
     if np.all(d == d[0]):  # no spread: a t interval cannot be formed
-        return {"names": list(names), "mean_difference": float(d.mean()), "ci_low": None, "ci_high": None,
-                "p_value": None, "seed_std": margin, "within_noise": None,
-                "text": f"{head} in every run; with no spread in the differences no interval can be formed, so "
-                        f"this cannot be judged."}  # fmt: skip
+        return {**out, "ci_low": None, "ci_high": None, "p_value": None, "within_noise": None}
     res = stats.ttest_rel(b, a)
     ci = res.confidence_interval(confidence_level=level)
     low, high = float(ci.low), float(ci.high)
-    within = -margin <= low and high <= margin
-    if high < 0:
-        direction = f"{names[1]} **lowers** test accuracy (the whole interval is below zero)"
-    elif low > 0:
-        direction = f"{names[1]} **raises** test accuracy (the whole interval is above zero)"
-    else:
-        direction = "no change is detected (the interval contains zero)"
-    noise = (
-        f"the whole interval lies within +-{margin * 100:.3f} points, the seed-to-seed standard deviation of "
-        f"{names[0]}: any change is **within seed noise**"
-        if within
-        else f"the interval reaches beyond +-{margin * 100:.3f} points, the seed-to-seed standard deviation of "
-        f"{names[0]}: a change **as large as seed noise cannot be ruled out**"
-    )
-    text = (
-        f"{head} on average ({level:.0%} paired t interval {low * 100:+.3f} to {high * 100:+.3f}; "
-        f"p = {float(res.pvalue):.2g}); {direction}, and {noise}."
-    )
-    return {"names": list(names), "mean_difference": float(d.mean()), "ci_low": low, "ci_high": high,
-            "p_value": float(res.pvalue), "seed_std": margin, "within_noise": bool(within), "text": text}  # fmt: skip
+    return {**out, "ci_low": low, "ci_high": high, "p_value": float(res.pvalue),
+            "within_noise": bool(-margin <= low and high <= margin)}  # fmt: skip

@@ -1,4 +1,4 @@
-"""A hyperparameter search over the seed network: KerasTuner's random-search oracle draws the trials,
+"""A hyperparameter search over the baseline network: KerasTuner's random-search oracle draws the trials,
 the executor trains them all at once, and the validation split alone scores them.
 
 Each trial is an ordinary cached run (``runs.run_many``) made without the test set, so an interrupted
@@ -25,7 +25,7 @@ import keras_tuner as kt
 from mnist_report import data, fanout, runs
 from mnist_report.config import TrainConfig
 
-# The search space: the seed network's hyperparameters. Epochs are chosen by early stopping on the
+# The search space: the baseline network's hyperparameters. Epochs are chosen by early stopping on the
 # validation accuracy, up to max_epochs; the best epoch count is reported with each trial.
 SPACE = {
     "learning_rate": (3e-4, 3e-3),  # log-uniform
