@@ -1,10 +1,17 @@
 """`make bench`: training speed of mnist_report against a reference PyTorch implementation of the
 identical network on the identical arrays, measured in one run.
 
-Each implementation lives in its own worker process (so its peak memory is its own), and the parent
-alternates them epoch by epoch (A B A B ...), so that drift on a shared machine hits all of them.
-The machine's fp32 matmul throughput is measured in the same run, with the workers idle, to say what
-share of it training reaches given the network's FLOPs per image (counted from the layer shapes).
+Each implementation lives in its own worker process, which loads only its own framework (so its peak
+memory is its own: the torch worker never imports TensorFlow), and the parent alternates them epoch by
+epoch (A B A B ...), so that drift on a shared machine hits all of them.
+
+Each implementation is compared with the matrix-multiply peak of its own framework in its own
+precision (``PEAK_OF``): TensorFlow's float32 matmul for keras-float32, TensorFlow's bfloat16 matmul for
+keras-mixed_bfloat16, torch's float32 matmul for torch.  Each peak is measured in the worker that has
+the framework, one process at a time while the others wait idle, before the first epoch and after
+the last; the share of it that training reaches follows from the network's FLOPs per image (counted
+from the layer shapes).  NumPy's float32 matmul is measured in the parent the same way, for comparison
+only.  On a CPU without native bfloat16 TensorFlow emulates it: its peak is then low, and measured.
 
     python -m mnist_report.bench [--epochs 4] [--n-train 60000] [--impls keras-float32,torch]
 """
@@ -19,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +36,20 @@ from mnist_report.paths import PROJECT_ROOT
 IMPLS = ("keras-float32", "keras-mixed_bfloat16", "torch")
 REFERENCE = "torch"
 TARGETS = {"keras-float32": 1.3, "keras-mixed_bfloat16": 2.0}  # images/s, as a multiple of the reference
-IMPLIED_FACTOR = 2.0  # bf16 seconds per epoch within this factor of the FLOP-implied time
+IMPLIED_FACTOR = 2.0  # bf16 seconds per epoch within this factor of the FLOP-implied time (at the bf16 peak)
+
+# The matmul peaks measured, and which one each implementation is compared with: the framework that
+# trains it, in the precision it computes in.  NumPy's is for comparison only.
+PEAKS = {
+    "tf-float32": "TF float32 matmul",
+    "tf-bfloat16": "TF bfloat16 matmul",
+    "torch-float32": "torch float32 matmul",
+    "numpy-float32": "NumPy float32 matmul",
+}
+PEAK_OF = {"keras-float32": "tf-float32", "keras-mixed_bfloat16": "tf-bfloat16", "torch": "torch-float32"}
+COMPARISON_PEAK = "numpy-float32"  # measured in the parent, compared with no implementation
+MATMUL_N = 1024  # the peaks' matrices are MATMUL_N x MATMUL_N
+FRAMEWORKS = ("tensorflow", "keras", "torch")  # which of them each worker had loaded is recorded
 
 
 # --- FLOPs, from the layer shapes --------------------------------------------------------------
@@ -61,15 +82,48 @@ def flops_per_image(model) -> dict:
     return {"forward": forward, "training": 3 * forward - rows[0]["flops"], "layers": rows}
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 7) -> float:
-    """fp32 matrix-multiply throughput of this machine through NumPy (median of ``repeats``)."""
+def _matrices(n: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    a @ b  # warm up
+    return rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+
+
+def numpy_product(n: int = MATMUL_N):
+    """A call that multiplies two n x n float32 matrices through NumPy."""
+    a, b = _matrices(n)
+    return lambda: a @ b
+
+
+def tf_product(n: int = MATMUL_N, dtype: str = "float32"):
+    """A call that multiplies two n x n matrices of ``dtype`` through TensorFlow (imported here: only a
+    TensorFlow worker calls this)."""
+    from mnist_report import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    a, b = (tf.cast(tf.constant(m), dtype) for m in _matrices(n))
+    # eager ops on the CPU return when done; reading one element back makes sure of it at no cost
+    return lambda: tf.matmul(a, b)[0, 0].numpy()
+
+
+def torch_product(n: int = MATMUL_N):
+    """A call that multiplies two n x n float32 matrices through torch (imported here: only the torch
+    worker calls this)."""
+    import torch
+
+    a, b = (torch.from_numpy(m) for m in _matrices(n))
+    return lambda: a @ b
+
+
+def matmul_gflops(n: int = MATMUL_N, repeats: int = 7, product=None) -> float:
+    """Matrix-multiply throughput of ``product`` (one n x n by n x n product per call; default NumPy's
+    float32) in GFLOP/s: the median of ``repeats`` timed calls after one warm-up call."""
+    product = product or numpy_product(n)
+    product()  # warm up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ b
+        product()
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -84,19 +138,48 @@ def cpu_info() -> dict:
 # --- workers -------------------------------------------------------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB, since it started its program.
+
+    Linux's ``VmHWM``: ``getrusage``'s ``ru_maxrss`` would be no use in a worker, because a child keeps the
+    maximum of its parent's across fork and exec (the parent has imported TensorFlow, a worker started
+    from it reported the parent's peak whatever it loaded itself).  Elsewhere ``ru_maxrss`` (kB on Linux,
+    bytes on macOS), with that caveat.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def frameworks_loaded() -> list[str]:
+    """Which of the frameworks this process has imported."""
+    return [name for name in FRAMEWORKS if name in sys.modules]
+
+
 def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int, seed: int) -> None:
-    """Serve ``epoch``, ``eval`` and ``quit`` commands on stdin, one JSON line per reply on stdout."""
+    """Serve ``epoch``, ``eval``, ``peak`` and ``quit`` commands on stdin, one JSON line per reply on stdout.
+
+    Only ``impl``'s framework is imported: the data come from ``mnist_report.data``, which needs NumPy
+    alone for the shipped files.
+    """
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the protocol
 
     from mnist_report import data
 
     splits = data.make_splits(data.load_raw(), 0.0, seed, n_train, n_test)
+    peak = PEAK_OF[impl]
     if impl == REFERENCE:
         from mnist_report.reference_torch import TorchTrainer
 
         trainer = TorchTrainer(splits.x_train, splits.y_train, batch_size, seed, threads=os.cpu_count() or 1)
         run_epoch, predict = trainer.epoch, trainer.predict
+        product = torch_product()
     else:
         from mnist_report import train
         from mnist_report.config import TrainConfig
@@ -111,6 +194,7 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
         batches = train.batches(splits.x_train, splits.y_train, batch_size, shuffle_seed=seed)
         run_epoch = lambda: model.fit(batches, epochs=1, shuffle=False, verbose=0)  # noqa: E731
         predict = lambda x: predict_proba(model, x)  # noqa: E731
+        product = tf_product(dtype=peak.split("-", 1)[1])
     reply.write(json.dumps({"ready": True, "n_train": len(splits.y_train), "n_test": len(splits.y_test)}) + "\n")
     for command in sys.stdin:
         command = command.strip()
@@ -122,8 +206,10 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
             proba = predict(splits.x_test)
             seconds = time.perf_counter() - start
             out = {"seconds": seconds, "accuracy": float((np.argmax(proba, 1) == splits.y_test).mean())}
+        elif command == "peak":
+            out = {"peak": peak, "gflops": matmul_gflops(product=product)}
         elif command == "quit":
-            out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            out = {"peak_rss_mb": peak_rss_mb(), "frameworks": frameworks_loaded()}
         else:
             out = {"error": f"unknown command {command!r}"}
         reply.write(json.dumps(out) + "\n")
@@ -178,51 +264,77 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
         for impl in impls:
             log(f"starting {impl} ...")
             workers.append(Worker(impl, n_train, n_test, batch_size, seed))
-        gflops = [matmul_gflops()]
+        peaks = {key: [] for key in [PEAK_OF[w.impl] for w in workers] + [COMPARISON_PEAK]}
+
+        def measure_peaks():
+            # one process at a time; the others wait idle for their next command
+            for w in workers:
+                got = w.ask("peak")
+                peaks[got["peak"]].append(got["gflops"])
+            peaks[COMPARISON_PEAK].append(matmul_gflops())
+
+        log("measuring the matmul peaks ...")
+        measure_peaks()
         epoch_s = {w.impl: [] for w in workers}
         for e in range(epochs):
             for w in workers:
                 epoch_s[w.impl].append(w.ask("epoch")["seconds"])
                 log(f"epoch {e + 1}/{epochs}  {w.impl:<22} {epoch_s[w.impl][-1]:6.2f} s")
         evals = {w.impl: [w.ask("eval") for _ in range(eval_repeats)] for w in workers}
-        gflops.append(matmul_gflops())
-        peak = {w.impl: w.ask("quit")["peak_rss_mb"] for w in workers}
+        measure_peaks()
+        quits = {w.impl: w.ask("quit") for w in workers}
         n_train_used, n_test_used = workers[0].info["n_train"], workers[0].info["n_test"]
     finally:
         for w in workers:
             w.close()
 
-    matmul = statistics.median(gflops)
-    results = {}
-    for impl in impls:
-        steady = statistics.median(epoch_s[impl][1:] or epoch_s[impl])
-        ips = n_train_used / steady
-        implied = flops["training"] * n_train_used / (matmul * 1e9)
-        results[impl] = {
-            "epoch_seconds": epoch_s[impl],
-            "first_epoch_seconds": epoch_s[impl][0],
-            "steady_epoch_seconds": steady,
-            "train_images_per_second": ips,
-            "eval_images_per_second": n_test_used / statistics.median(r["seconds"] for r in evals[impl]),
-            "test_accuracy": evals[impl][-1]["accuracy"],
-            "peak_memory_mb": peak[impl],
-            "matmul_share": flops["training"] * ips / (matmul * 1e9),
-            "flop_implied_epoch_seconds": implied,
-        }
-    if REFERENCE in results:
-        reference_ips = results[REFERENCE]["train_images_per_second"]
-        for r in results.values():
-            r["speed_vs_reference"] = r["train_images_per_second"] / reference_ips
+    peaks = {key: {"label": PEAKS[key], "gflops": statistics.median(measured), "measured": measured}
+             for key, measured in peaks.items()}  # fmt: skip
+    results = summarize(epoch_s, evals, quits, peaks, flops["training"], n_train_used, n_test_used)
     return {
         "machine": cpu_info(),
-        "matmul_gflops": matmul,
-        "matmul_gflops_measured": gflops,
+        "peaks": peaks,
+        "matmul_n": MATMUL_N,
         "flops_per_image": flops,
         "setup": {"epochs": epochs, "n_train": n_train_used, "n_test": n_test_used, "batch_size": batch_size,
                   "seed": seed, "alternated": list(impls)},  # fmt: skip
         "results": results,
         "targets": check_targets(results),
     }
+
+
+def summarize(epoch_s: dict, evals: dict, quits: dict, peaks: dict, training_flops: float, n_train: int,
+              n_test: int) -> dict:  # fmt: skip
+    """Each implementation's results from its measurements, compared with its own peak (``PEAK_OF``).
+
+    ``epoch_s``: seconds of each epoch; ``evals``: the ``eval`` replies; ``quits``: the ``quit`` reply;
+    all by implementation.  ``peaks``: {peak key: {"gflops": ...}}; ``training_flops``: per image.
+    """
+    results = {}
+    for impl, seconds in epoch_s.items():
+        steady = statistics.median(seconds[1:] or seconds)
+        ips = n_train / steady
+        key = PEAK_OF[impl]
+        gflops = peaks[key]["gflops"]
+        results[impl] = {
+            "epoch_seconds": seconds,
+            "first_epoch_seconds": seconds[0],
+            "steady_epoch_seconds": steady,
+            "train_images_per_second": ips,
+            "eval_images_per_second": n_test / statistics.median(r["seconds"] for r in evals[impl]),
+            "test_accuracy": evals[impl][-1]["accuracy"],
+            "peak_memory_mb": quits[impl]["peak_rss_mb"],
+            "frameworks_loaded": quits[impl]["frameworks"],
+            "peak": key,
+            "peak_gflops": gflops,
+            "peak_share": training_flops * ips / (gflops * 1e9),
+            "flop_implied_epoch_seconds": training_flops * n_train / (gflops * 1e9),
+        }
+    if REFERENCE in results:
+        reference_ips = results[REFERENCE]["train_images_per_second"]
+        for r in results.values():
+            r["speed_vs_reference"] = r["train_images_per_second"] / reference_ips
+    return results
 
 
 def throughput(n_runs: int = 4, epochs: int = 10, n_train: int | None = None, log=None) -> dict:
@@ -269,31 +381,55 @@ def check_targets(results: dict) -> list[dict]:
     if "keras-mixed_bfloat16" in results:
         r = results["keras-mixed_bfloat16"]
         ratio = r["steady_epoch_seconds"] / r["flop_implied_epoch_seconds"]
-        rows.append({"target": f"keras-mixed_bfloat16 epoch <= {IMPLIED_FACTOR}x the FLOP-implied time",
-                     "measured": ratio, "met": ratio <= IMPLIED_FACTOR})  # fmt: skip
+        at = PEAKS[PEAK_OF["keras-mixed_bfloat16"]]  # summarize's flop_implied_epoch_seconds is at this peak
+        rows.append({"target": f"keras-mixed_bfloat16 epoch <= {IMPLIED_FACTOR}x the FLOP-implied time at the {at} "
+                               "peak", "measured": ratio, "met": ratio <= IMPLIED_FACTOR})  # fmt: skip
     return rows
 
 
+def peak_used(report: dict, impl: str) -> dict:
+    """The matmul peak ``impl``'s row is compared with: {"key", "label", "gflops", "share"}.
+
+    A report written before the peaks were measured per framework and precision (no "peaks") compared
+    every row with NumPy's float32 matmul, measured in the parent: that is the peak it used.
+    """
+    r = report["results"][impl]
+    if "peaks" not in report:
+        return {"key": COMPARISON_PEAK, "label": PEAKS[COMPARISON_PEAK], "gflops": report["matmul_gflops"],
+                "share": r["matmul_share"]}  # fmt: skip
+    peak = report["peaks"][r["peak"]]
+    return {"key": r["peak"], "label": peak["label"], "gflops": peak["gflops"], "share": r["peak_share"]}
+
+
 def table(report: dict) -> str:
-    """A Markdown table of a report from ``run``."""
+    """A Markdown table of a report from ``run`` (or from an older version of it: see ``peak_used``)."""
     lines = [
-        "| implementation | first epoch s | epoch s (median) | train img/s | eval img/s | peak MB "
-        "| share of matmul peak | vs reference | test acc |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| implementation | first epoch s | epoch s (median) | train img/s | eval img/s | peak memory MB "
+        "| share of matmul peak | matmul peak used | vs reference | test acc |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for impl, r in report["results"].items():
         vs = f"{r['speed_vs_reference']:.2f}x" if "speed_vs_reference" in r else "-"
+        p = peak_used(report, impl)
         lines.append(
             f"| {impl} | {r['first_epoch_seconds']:.2f} | {r['steady_epoch_seconds']:.2f} | "
             f"{r['train_images_per_second']:,.0f} | {r['eval_images_per_second']:,.0f} | {r['peak_memory_mb']:,.0f} | "
-            f"{r['matmul_share']:.1%} | {vs} | {r['test_accuracy']:.2%} |"
+            f"{p['share']:.1%} | {p['label']}, {p['gflops']:.0f} GFLOP/s | {vs} | {r['test_accuracy']:.2%} |"
         )
     m, s = report["machine"], report["setup"]
+    if "peaks" in report:
+        n = report.get("matmul_n", MATMUL_N)
+        peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
+        peaks = (f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
+                 f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)")  # fmt: skip
+    else:
+        peaks = (f"NumPy float32 matmul {report['matmul_gflops']:.0f} GFLOP/s, the one peak every row is compared "
+                 "with (this report predates a peak per framework and precision)")  # fmt: skip
     lines += [
         "",
-        f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; NumPy fp32 matmul "
-        f"{report['matmul_gflops']:.0f} GFLOP/s; {report['flops_per_image']['training'] / 1e6:.2f} MFLOP per "
-        f"training image; {s['epochs']} epochs of {s['n_train']:,} images, batch {s['batch_size']}, alternated.",
+        f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; {peaks}; "
+        f"{report['flops_per_image']['training'] / 1e6:.2f} MFLOP per training image; {s['epochs']} epochs of "
+        f"{s['n_train']:,} images, batch {s['batch_size']}, alternated.",
     ]
     for t in report["targets"]:
         lines.append(f"- {t['target']}: {t['measured']:.2f} -> {'met' if t['met'] else 'NOT met'}")

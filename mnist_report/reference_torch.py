@@ -1,4 +1,4 @@
-"""A reference PyTorch implementation of the seed network, for the benchmark only.
+"""A reference PyTorch implementation of the baseline network, for the benchmark only.
 
 Same layers, same initialisation scheme (Glorot-uniform weights, zero biases, as Keras), same
 optimizer (Adam, lr 1e-3, betas (0.9, 0.999), eps 1e-7 as Keras), same loss, batch size and
@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 
-class SeedNet(nn.Module):
+class BaselineNet(nn.Module):
+    """The baseline network (``mnist_report.model.build_baseline_model``) in PyTorch: 225,034 parameters."""
+
     def __init__(self, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
@@ -43,7 +45,7 @@ class TorchTrainer:
         self.x = torch.from_numpy(np.ascontiguousarray(x_train.transpose(0, 3, 1, 2)))  # NHWC -> NCHW
         self.y = torch.from_numpy(y_train.astype(np.int64))
         self.batch_size = batch_size
-        self.model = SeedNet()
+        self.model = BaselineNet()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
         self.loss = nn.CrossEntropyLoss()
 

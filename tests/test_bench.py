@@ -1,13 +1,17 @@
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
 from mnist_report import bench
 from mnist_report.config import TrainConfig
+from mnist_report.io import read_json
 from mnist_report.model import build_baseline_model
+from mnist_report.paths import PROJECT_ROOT
 
 
-def test_flops_of_the_seed_network_from_its_layer_shapes():
+def test_flops_of_the_baseline_network_from_its_layer_shapes():
     flops = bench.flops_per_image(build_baseline_model(TrainConfig()))
     by_layer = [r["flops"] for r in flops["layers"]]
     assert by_layer == [2 * 26 * 26 * 32 * 9, 2 * 11 * 11 * 64 * 9 * 32, 2 * 1600 * 128, 2 * 128 * 10]
@@ -19,6 +23,126 @@ def test_matmul_throughput_is_flops_over_the_median_time(monkeypatch):
     ticks = iter([0.0, 0.5, 10.0, 12.0, 20.0, 21.0])  # three products timed: 0.5 s, 2 s and 1 s
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
     assert bench.matmul_gflops(n=100, repeats=3) == pytest.approx(2 * 100**3 / 1.0 / 1e9)  # the median, 1 s
+
+
+def test_matmul_throughput_times_the_product_it_is_given(monkeypatch):
+    calls = []
+    ticks = iter([0.0, 0.25, 1.0, 1.25, 2.0, 2.25])
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
+    gflops = bench.matmul_gflops(n=512, repeats=3, product=lambda: calls.append(1))
+    assert len(calls) == 4  # one warm-up call, then the three timed ones
+    assert gflops == pytest.approx(2 * 512**3 / 0.25 / 1e9)
+
+
+def test_the_peak_products_multiply_matrices():
+    a, b = bench._matrices(64)
+    np = bench.np
+    np.testing.assert_allclose(bench.numpy_product(64)(), a @ b, rtol=1e-6)
+    for dtype, rel in (("float32", 1e-5), ("bfloat16", 0.02)):  # bfloat16: 8 bits of mantissa
+        got = bench.tf_product(64, dtype)()  # element [0, 0] of the product, computed in ``dtype``
+        assert got.dtype.name == dtype and float(got) == pytest.approx(float((a @ b)[0, 0]), rel=rel)
+
+
+# Fake measurements: each peak a different number, so that comparing a row with any other peak than its
+# own gives another share and another FLOP-implied time.
+PEAKS = {"tf-float32": 200.0, "tf-bfloat16": 600.0, "torch-float32": 300.0, "numpy-float32": 50.0}
+TRAINING_FLOPS = 15e6  # per image
+EPOCH_S = {"keras-float32": [9.0, 10.0, 10.0], "keras-mixed_bfloat16": [9.0, 4.0, 4.0], "torch": [9.0, 5.0, 5.0]}
+
+
+def fake_report() -> dict:
+    """A report as ``run`` writes it, from the fake measurements above (60,000 training images)."""
+    peaks = {k: {"label": bench.PEAKS[k], "gflops": g, "measured": [g, g]} for k, g in PEAKS.items()}
+    evals = {impl: [{"seconds": 0.5, "accuracy": 0.98}] for impl in EPOCH_S}
+    quits = {impl: {"peak_rss_mb": 900.0, "frameworks": []} for impl in EPOCH_S}
+    results = bench.summarize(EPOCH_S, evals, quits, peaks, TRAINING_FLOPS, 60_000, 10_000)
+    return {"machine": {"model": "Test CPU", "cores": 2, "simd": ["avx2"]}, "peaks": peaks, "matmul_n": 1024,
+            "flops_per_image": {"training": TRAINING_FLOPS},
+            "setup": {"epochs": 3, "n_train": 60_000, "n_test": 10_000, "batch_size": 128},
+            "results": results, "targets": bench.check_targets(results)}  # fmt: skip
+
+
+def test_each_row_is_compared_with_its_own_frameworks_peak_in_its_precision():
+    report = fake_report()
+    results = report["results"]
+    assert {impl: r["peak"] for impl, r in results.items()} == {
+        "keras-float32": "tf-float32", "keras-mixed_bfloat16": "tf-bfloat16", "torch": "torch-float32"}  # fmt: skip
+    # images/s: 6,000, 15,000 and 12,000; 15 MFLOP each: 90, 225 and 180 GFLOP/s reached
+    assert results["keras-float32"]["peak_share"] == pytest.approx(90 / 200)
+    assert results["keras-mixed_bfloat16"]["peak_share"] == pytest.approx(225 / 600)
+    assert results["torch"]["peak_share"] == pytest.approx(180 / 300)
+    # bfloat16's FLOP-implied epoch at the bfloat16 peak: 60,000 x 15 MFLOP / 600 GFLOP/s = 1.5 s (at NumPy's
+    # float32 peak it would be 18 s, and the target would be met)
+    assert results["keras-mixed_bfloat16"]["flop_implied_epoch_seconds"] == pytest.approx(1.5)
+    implied = report["targets"][2]
+    assert "TF bfloat16 matmul" in implied["target"]
+    assert implied["measured"] == pytest.approx(4.0 / 1.5) and not implied["met"]
+    for impl in results:
+        assert bench.peak_used(report, impl)["gflops"] == PEAKS[bench.PEAK_OF[impl]]
+
+
+def test_the_table_names_the_peak_each_row_used():
+    lines = bench.table(fake_report()).splitlines()
+    row = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
+    assert "| 45.0% | TF float32 matmul, 200 GFLOP/s |" in row["keras-float32"]
+    assert "| 37.5% | TF bfloat16 matmul, 600 GFLOP/s |" in row["keras-mixed_bfloat16"]
+    assert "| 60.0% | torch float32 matmul, 300 GFLOP/s |" in row["torch"]
+    assert "NumPy float32 matmul 50" in lines[-4]  # measured, and said to be for comparison only
+    assert "| matmul peak used |" in lines[0]
+
+
+def test_the_table_still_renders_a_report_from_before_the_peaks_per_precision():
+    old = {  # the shape of reports/bench.json as the first version of the benchmark wrote it
+        "machine": {"model": "AMD EPYC", "cores": 2, "simd": ["avx2"]},
+        "matmul_gflops": 240.7,
+        "flops_per_image": {"training": 15396864},
+        "setup": {"epochs": 3, "n_train": 60000, "n_test": 10000, "batch_size": 128},
+        "results": {impl: {"first_epoch_seconds": 7.0, "steady_epoch_seconds": 10.0, "train_images_per_second": 6000,
+                           "eval_images_per_second": 30000, "test_accuracy": 0.988, "peak_memory_mb": 1400,
+                           "matmul_share": share, "speed_vs_reference": 1.0}
+                    for impl, share in (("keras-float32", 0.375), ("torch", 0.656))},
+        "targets": [],
+    }  # fmt: skip
+    text = bench.table(old)
+    assert "| 37.5% | NumPy float32 matmul, 241 GFLOP/s |" in text
+    assert "| 65.6% | NumPy float32 matmul, 241 GFLOP/s |" in text
+    assert "the one peak every row is compared with" in text
+
+
+def test_the_committed_bench_report_renders():
+    report = read_json(PROJECT_ROOT / "reports" / "bench.json")  # what `make readme` renders into the README
+    rows = [line for line in bench.table(report).splitlines() if line.startswith("| ") and "GFLOP/s |" in line]
+    assert len(rows) == len(report["results"]) > 0
+
+
+def test_the_torch_workers_data_path_imports_no_tensorflow():
+    # the torch worker runs `python -m mnist_report.bench --worker torch`, loads the verified data, then torch
+    code = ("from mnist_report import bench, data; data.make_splits(data.load_raw(), 0.0, 0, 64, 32); "
+            "print(','.join(bench.frameworks_loaded()))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_a_workers_peak_memory_is_its_own_not_its_parents():
+    ballast = bench.np.ones(400 * 2**20 // 8)  # 400 MB touched: this process's peak is above it
+    assert bench.peak_rss_mb() > 400
+    code = "from mnist_report import bench; print(bench.peak_rss_mb())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert 5 < float(out.stdout) < 200  # a Python with NumPy (getrusage's ru_maxrss would say above 400)
+    del ballast
+
+
+@pytest.mark.slow
+def test_the_torch_worker_loads_torch_alone():
+    pytest.importorskip("torch")
+    worker = bench.Worker("torch", 64, 32, 32, 0)
+    try:
+        assert worker.ask("epoch")["seconds"] > 0
+        peak = worker.ask("peak")
+        assert peak["peak"] == "torch-float32" and peak["gflops"] > 0
+        assert worker.ask("quit")["frameworks"] == ["torch"]
+    finally:
+        worker.close()
 
 
 def test_targets_are_judged_from_the_numbers():
@@ -40,13 +164,19 @@ def test_bench_smoke_tiny(tmp_path, capsys):
     args = ["--impls", ",".join(impls), "--epochs", "2", "--n-train", "256", "--n-test", "128", "--out", str(out)]
     assert bench.main(args) == 0
     text = capsys.readouterr().out
-    assert "| keras-float32 |" in text and "GFLOP/s" in text
+    assert "| keras-float32 |" in text and "TF float32 matmul" in text
     report = bench.json.loads(out.read_text())
     r = report["results"]["keras-float32"]
     assert len(r["epoch_seconds"]) == 2 and r["train_images_per_second"] > 0 and r["peak_memory_mb"] > 50
-    assert report["setup"]["n_train"] == 256 and report["matmul_gflops"] > 0
+    assert report["setup"]["n_train"] == 256
+    assert r["peak"] == "tf-float32" and "tensorflow" in r["frameworks_loaded"]
+    assert set(report["peaks"]) == {bench.PEAK_OF[impl] for impl in impls} | {"numpy-float32"}
+    for p in report["peaks"].values():
+        assert len(p["measured"]) == 2 and min(p["measured"]) > 0  # before the epochs and after
     if "torch" in impls:
-        assert report["results"]["torch"]["speed_vs_reference"] == 1.0
+        t = report["results"]["torch"]
+        assert t["speed_vs_reference"] == 1.0 and t["peak"] == "torch-float32"
+        assert t["frameworks_loaded"] == ["torch"]  # no TensorFlow in the torch worker's memory
 
 
 def test_bench_rejects_unknown_implementations():
