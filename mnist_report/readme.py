@@ -1,18 +1,22 @@
-"""The README's generated blocks: the results tables from the notebooks' metrics JSON
-(`make report`) and the benchmark table from reports/bench.json (`make bench`)."""
+"""The generated parts of the documentation: in README.md, the results tables from the notebooks'
+metrics JSON (`make report`) and the benchmark table from reports/bench.json (`make bench`); and
+notebooks/README.md, the parameter reference, generated whole from the notebooks' `parameters` cells."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from mnist_report.io import atomic_path, read_json
+from mnist_report import schema
+from mnist_report.io import atomic_path
 from mnist_report.paths import PROJECT_ROOT
 
-SEED_METRICS = "01-seed-reproduction.metrics.json"
+REPRODUCTION_METRICS = "01-seed-reproduction.metrics.json"
 STUDY_METRICS = "02-multi-seed-study.metrics.json"
 BEYOND_METRICS = "03-beyond-the-seed.metrics.json"
 BENCH = "bench.json"
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+PARAMETERS_PAGE = "README.md"  # in the notebooks' directory, so GitHub shows it when browsing notebooks/
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -29,7 +33,7 @@ def _threads(metrics: dict) -> str:
 
 
 def results_table(metrics: dict) -> str:
-    """A Markdown table of the seed reproduction's headline numbers and verdicts."""
+    """A Markdown table of the baseline network's one run (notebook 01): headline numbers and verdicts."""
     test, claims, env, cfg, data = (metrics[k] for k in ("test", "claims", "environment", "config", "data"))
     # the pairs ranked 1 to 3 (equal counts share a rank, so there may be more than three)
     top = ", ".join(f"{r['pair']} ({r['count']})" for r in test["top_undirected_pairs"] if r["rank"] <= 3)
@@ -61,7 +65,7 @@ def results_table(metrics: dict) -> str:
         fonts = metrics["font_digits"]
         rows.append((f"Typeset digits recognised ({len(fonts['by_font'])} fonts)",
                      f"{fonts['rate']:.0%} ({fonts['recognised']} of {fonts['n']})"))  # fmt: skip
-    lines = ["| | seed network, one run |", "| --- | --- |"]
+    lines = ["| | baseline network, one run |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
 
@@ -88,7 +92,7 @@ def study_table(metrics: dict) -> str:
         ("Calibration (mean over runs)", f"ECE {cal['mean_ece_before']:.2%} -> {cal['mean_ece_after']:.2%} with "
                                          f"temperature {cal['mean_temperature']:.2f} fitted on validation"),
     ]  # fmt: skip
-    lines = ["| | seed configuration, many seeds |", "| --- | --- |"]
+    lines = ["| | baseline configuration, many seeds |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
 
@@ -104,12 +108,13 @@ def beyond_table(metrics: dict) -> str:
         ("Selected", f"learning rate {sel['learning_rate']:.2e}, batch {sel['batch_size']}, dropout {sel['dropout']}, "
                      f"dense {sel['dense_units']}, {sel['epochs']} epochs (validation accuracy "
                      f"{trials[0]['val_accuracy']:.2%})"),
-        ("Tuned seed network, test", f"{tuned['test']['accuracy']:.2%} (one run, trained on the full training set)"),
+        ("Tuned baseline network, test", f"{tuned['test']['accuracy']:.2%} (one run, trained on the full "
+                                         "training set)"),
         ("Better network, test", f"{s['mean']:.2%} +- {s['std']:.2%} over {s['n_runs']} seeds "
                                  f"({better['config']['epochs']} epochs, {metrics['precision']})"),
         ("Ensemble of those runs", f"{better['ensemble']['accuracy']:.2%}"),
-        ("McNemar, seed vs better network (seed 0)", f"{mc['a_only']} vs {mc['b_only']} images right for one "
-                                                     f"only; exact p = {mc['p_value']:.2g}"),
+        ("McNemar, baseline vs better network (seed 0)", f"{mc['a_only']} vs {mc['b_only']} images right for "
+                                                         f"one only; exact p = {mc['p_value']:.2g}"),
         ("McNemar, the two ensembles", f"{metrics['mcnemar_ensembles']['a_only']} vs "
                                        f"{metrics['mcnemar_ensembles']['b_only']}; exact p = "
                                        f"{metrics['mcnemar_ensembles']['p_value']:.2g}"),
@@ -120,18 +125,53 @@ def beyond_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+PARAMETERS_HEADER = """\
+# Notebook parameters
+
+Generated from each notebook's cell tagged `parameters` by `python -m mnist_report readme` (which
+`make report` and `make bench` run); do not edit. Papermill reads each default, and the help from its
+trailing comment. The defaults reproduce the committed report; to run a notebook with others, see
+[Other parameters](../README.md#other-parameters).
+"""
+
+
+def parameters_reference(notebooks: Path = NOTEBOOKS) -> str:
+    """For each notebook (``NN-name.ipynb``), a Markdown table of its parameters as papermill reads
+    them from the `parameters` cell: name, default, and the help its trailing comment gives. Links
+    are relative to ``notebooks``, where the page lives."""
+    import papermill as pm  # here, not at the top: importing mnist_report stays light
+
+    sections = []
+    for path in sorted(Path(notebooks).glob("[0-9]*.ipynb")):
+        lines = [f"## [`{path.stem}`]({path.name})", "", "| parameter | default | meaning |", "| --- | --- | --- |"]
+        for name, p in pm.inspect_notebook(str(path)).items():
+            lines.append(f"| `{name}` | `{_cell(p['default'])}` | {_cell(p['help'])} |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def parameters_page(notebooks: Path = NOTEBOOKS) -> str:
+    """The whole of notebooks/README.md: a header saying how it is made, then each notebook's table."""
+    return f"{PARAMETERS_HEADER}\n{parameters_reference(notebooks)}\n"
+
+
 def blocks(reports: Path = PROJECT_ROOT / "reports") -> dict[str, str]:
-    """Each generated block's Markdown, for the source files that exist."""
+    """Each generated block of the README, for the metrics files in ``reports`` that exist."""
     from mnist_report.bench import table as bench_table
 
     sources = {
-        "results": (SEED_METRICS, results_table),
+        "results": (REPRODUCTION_METRICS, results_table),
         "study": (STUDY_METRICS, study_table),
         "beyond": (BEYOND_METRICS, beyond_table),
         "bench": (BENCH, bench_table),
     }
     return {
-        name: render(read_json(Path(reports) / file))
+        name: render(schema.load(Path(reports) / file))  # a notebook's metrics checked against its schema
         for name, (file, render) in sources.items()
         if (Path(reports) / file).is_file()
     }
@@ -142,8 +182,12 @@ def block_pattern(name: str) -> re.Pattern:
     return re.compile(re.escape(start) + r"\n(.*?)\n?" + re.escape(end), re.S)
 
 
-def update_readme(readme: Path = PROJECT_ROOT / "README.md", reports: Path = PROJECT_ROOT / "reports") -> Path:
-    """Rewrite every generated block of ``readme`` from the current files in ``reports``."""
+def update_readme(
+    readme: Path = PROJECT_ROOT / "README.md", reports: Path = PROJECT_ROOT / "reports", notebooks: Path = NOTEBOOKS
+) -> Path:
+    """Rewrite every generated block of ``readme`` from the current files in ``reports``, and the
+    parameter reference ``notebooks``/README.md from the notebooks there (where there are any).
+    Both are made before either is written, and each is written atomically."""
     text = readme.read_text()
     for name, markdown in blocks(reports).items():
         pattern = block_pattern(name)
@@ -151,6 +195,10 @@ def update_readme(readme: Path = PROJECT_ROOT / "README.md", reports: Path = PRO
             raise ValueError(f"{readme} has no {name} block (the lines {' ... '.join(markers(name))})")
         start, end = markers(name)
         text = pattern.sub(lambda _, s=start, m=markdown, e=end: f"{s}\n{m}\n{e}", text)
+    page = parameters_page(notebooks) if any(Path(notebooks).glob("[0-9]*.ipynb")) else None
     with atomic_path(readme) as tmp:
         tmp.write_text(text)
+    if page is not None:
+        with atomic_path(Path(notebooks) / PARAMETERS_PAGE) as tmp:
+            tmp.write_text(page)
     return readme

@@ -16,7 +16,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.readme import SEED_METRICS, STUDY_METRICS, block_pattern, blocks
+from mnist_report.readme import REPRODUCTION_METRICS, STUDY_METRICS, block_pattern, blocks
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 REPORTS = PROJECT_ROOT / "reports"
@@ -76,7 +76,7 @@ def test_the_committed_report_is_a_full_default_run(path):
 
 def test_seed_metrics_are_the_default_configuration_and_reach_99():
     skip_if_owed("01-seed-reproduction")
-    metrics = json.loads((REPORTS / SEED_METRICS).read_text())
+    metrics = json.loads((REPORTS / REPRODUCTION_METRICS).read_text())
     assert metrics["config"] == TrainConfig().to_dict()
     assert metrics["final_config"] == {**TrainConfig().to_dict(), "validation_fraction": 0.0}  # all 60,000 images
     assert metrics["executor"]["threads_per_run"] == TrainConfig().threads
