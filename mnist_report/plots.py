@@ -13,6 +13,9 @@ from matplotlib.figure import Figure
 
 from mnist_report.io import atomic_path
 
+LABEL_NOTE = "\nlabel rejected"  # caption of an image whose test label reviewers rejected
+LABEL_COLOR = "darkorange"
+
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix) atomically, with fixed metadata."""
@@ -56,11 +59,15 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, n: int = 30, ncols: int 
     return image_grid(images[:n], [f"label {int(y)}" for y in labels[:n]], ncols=ncols)
 
 
-def error_gallery(images, y_true, y_pred, confidence, indices, ncols: int = 8) -> Figure:
-    """Misclassified images: true label, predicted label and the model's confidence in it."""
+def error_gallery(images, y_true, y_pred, confidence, indices, ncols: int = 8, label_errors=()) -> Figure:
+    """Misclassified images: true label, predicted label and the model's confidence in it. Images in
+    ``label_errors`` (indices whose label reviewers rejected) are captioned so, in orange."""
     indices = np.asarray(indices, dtype=int)
-    titles = [f"#{i}: {y_true[i]}→{y_pred[i]}\n{confidence[i]:.0%}" for i in indices]
-    return image_grid(images[indices], titles, ncols=ncols, title_colors=["firebrick"] * len(indices))
+    listed = set(np.asarray(label_errors, dtype=int).tolist())
+    titles = [f"#{i}: {y_true[i]}→{y_pred[i]}\n{confidence[i]:.0%}" + (LABEL_NOTE if i in listed else "")
+              for i in indices]  # fmt: skip
+    colors = [LABEL_COLOR if i in listed else "firebrick" for i in indices]
+    return image_grid(images[indices], titles, ncols=ncols, title_colors=colors, title=_legend(indices, listed))
 
 
 def preprocessing_examples(originals, images, labels, proba) -> Figure:
@@ -247,11 +254,20 @@ def reliability_diagram(curves: dict[str, dict]) -> Figure:
     return fig
 
 
-def hard_core_gallery(images: np.ndarray, rows: list[dict], n_runs: int, ncols: int = 10) -> Figure:
-    """The images most runs get wrong: index, true digit -> usual wrong answer, runs wrong."""
+def hard_core_gallery(images: np.ndarray, rows: list[dict], n_runs: int, ncols: int = 10, label_errors=()) -> Figure:
+    """The images most runs get wrong: index, true digit -> usual wrong answer, runs wrong; images in
+    ``label_errors`` captioned so, in orange."""
     idx = np.asarray([r["index"] for r in rows], dtype=int)
-    titles = [f"#{r['index']}: {r['true']}→{r['usual_prediction']}\n{r['wrong_runs']}/{n_runs} wrong" for r in rows]
-    return image_grid(images[idx], titles, ncols=ncols, title_colors=["firebrick"] * len(rows))
+    listed = set(np.asarray(label_errors, dtype=int).tolist())
+    titles = [f"#{r['index']}: {r['true']}→{r['usual_prediction']}\n{r['wrong_runs']}/{n_runs} wrong"
+              + (LABEL_NOTE if r["index"] in listed else "") for r in rows]  # fmt: skip
+    colors = [LABEL_COLOR if i in listed else "firebrick" for i in idx]
+    return image_grid(images[idx], titles, ncols=ncols, title_colors=colors, title=_legend(idx, listed))
+
+
+def _legend(indices, listed: set) -> str | None:
+    n = len(listed.intersection(np.asarray(indices).tolist()))
+    return f"orange: label rejected by human reviewers ({n} shown)" if n else None
 
 
 def tuning_results(trials: list[dict], seed_value: float | None = None) -> Figure:

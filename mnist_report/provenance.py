@@ -70,9 +70,15 @@ def inputs(notebook: str | Path, root: Path = PROJECT_ROOT) -> dict:
     return {
         "notebook": {_relative(notebook, root): sha256(notebook)},
         "code": {str(p.relative_to(root)): sha256(p) for p in feeding_modules(notebook, root)},
-        "data": {str(p.relative_to(root)): sha256(p) for p in sorted((root / "data" / "mnist").glob("*"))},
+        "data": {str(p.relative_to(root)): sha256(p) for p in data_files(root)},
         "packages": machine.versions(),
     }
+
+
+def data_files(root: Path = PROJECT_ROOT) -> list[Path]:
+    """The data a report is computed from: the MNIST files and the lists beside them (the test-set
+    label errors)."""
+    return [*sorted((root / "data" / "mnist").glob("*")), *sorted((root / "data").glob("*.json"))]
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -79,6 +79,10 @@ EXECUTOR = obj({"workers": {"type": "integer", "minimum": 1}, "threads_per_run":
 ENVIRONMENT = obj({"python": TEXT, "platform": TEXT, "processor": {"type": "string"}, "cpu_count": nullable(COUNT),
                    "packages": {"type": "object", "additionalProperties": {"type": "string"}}})  # fmt: skip
 HISTORY = {"type": "object", "additionalProperties": array(NUMBER), "required": ["accuracy", "loss"]}
+WHERE_LABELS_STAND = {  # label_errors.accuracy_where_labels_stand()
+    "n": COUNT, "accuracy": SHARE, "n_errors": COUNT, "errors_on_listed_images": COUNT, "listed_images": COUNT,
+    "listed_predicted_as_proposed": COUNT,
+}  # fmt: skip
 
 
 def _common(name: str) -> dict:
@@ -122,6 +126,10 @@ STUDY = obj({
     "hard_core": obj({"min_runs": COUNT, "wrong_by_all": COUNT, "wrong_by_any": COUNT,
                       "images": array(obj({"index": COUNT, "true": INT, "wrong_runs": COUNT,
                                            "usual_prediction": INT}))}),
+    "label_errors": obj({
+        "source": TEXT, "listed": COUNT, "n_standing": COUNT, "in_hard_core": COUNT, "wrong_by_all": COUNT,
+        "errors_on_listed_images": array(COUNT), "accuracy_where_labels_stand": SUMMARY, "text": TEXT,
+    }),
     "precision_comparison": nullable(obj({
         "names": array(TEXT, 2), "n_runs": COUNT, "level": SHARE, "mean_difference": NUMBER, "seed_std": NUMBER,
         "ci_low": nullable(NUMBER), "ci_high": nullable(NUMBER), "p_value": nullable(SHARE),
@@ -149,6 +157,11 @@ BEYOND = obj({
                    "train_seconds": array(SECONDS), "summary": SUMMARY, "cache_key": TEXT, "ensemble": EVALUATION}),
     "baseline": obj({"seeds": array(INT), "accuracies": array(SHARE), "cache_key": TEXT}),
     "mcnemar": MCNEMAR, "mcnemar_by_seed": array(MCNEMAR), "mcnemar_ensembles": MCNEMAR,
+    "label_errors": obj({
+        "source": TEXT, "listed": COUNT, "better_runs": COUNT, "better_mean_where_labels_stand": SHARE, "text": TEXT,
+        "networks": {"type": "object", "minProperties": 1, "additionalProperties": obj(
+            {**WHERE_LABELS_STAND, "accuracy_all": SHARE, "n_errors_all": COUNT})},
+    }),
 })  # fmt: skip
 
 SCHEMAS = {"01-seed-reproduction": REPRODUCTION, "02-multi-seed-study": STUDY, "03-beyond-the-seed": BEYOND}

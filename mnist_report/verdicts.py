@@ -172,3 +172,34 @@ def better_goals(summary: dict, ensemble_accuracy: float, n_runs: int, run_secon
         f"The ensemble (mean of the {n_runs} runs' probabilities) scores {ensemble_accuracy:.2%}; the goal of "
         f"{ensemble_goal:.2%} is **{'met' if ensemble_accuracy >= ensemble_goal else 'not met'}**." + timing
     )
+
+
+def label_noise_across_seeds(noise: dict, summary: dict, n_core: int, min_runs: int) -> str:
+    """The listed label errors among the runs' shared errors, and accuracy where labels stand (notebook 02)."""
+    clean = noise["accuracy_where_labels_stand"]
+    n_runs = summary["n_runs"]
+    if not noise["listed"]:
+        return (f"None of the test images whose labels reviewers rejected is among the {noise['n_standing']:,} "
+                "evaluated here.")  # fmt: skip
+    return (
+        f"Of the {noise['listed']} test images whose labels reviewers rejected, {noise['in_hard_core']} are among "
+        f"the {n_core} images that at least {min_runs} of {n_runs} runs get wrong, and {noise['wrong_by_all']} "
+        f"are wrong in every run. On the {noise['n_standing']:,} images whose labels stand, the mean accuracy over "
+        f"seeds is {clean['mean']:.2%} +- {clean['std']:.2%}, against {summary['mean']:.2%} on all of them: the "
+        f"listed images cost a run {(clean['mean'] - summary['mean']) * 100:.2f} points on average."
+    )
+
+
+def label_noise_remaining(noise: dict) -> str:
+    """How many of the remaining errors are on listed images, and accuracy where labels stand (notebook 03)."""
+    rows = noise["networks"]
+    if not noise["listed"]:
+        return "None of the test images whose labels reviewers rejected is among the images evaluated here."
+    parts = [f"{name}: {r['errors_on_listed_images']} of its {r['n_errors_all']} errors are on them, and it "
+             f"scores {r['accuracy']:.2%} on the {r['n']:,} images whose labels stand ({r['accuracy_all']:.2%} on all)"
+             for name, r in rows.items()]  # fmt: skip
+    return (
+        f"{noise['listed']} test images have labels that reviewers rejected; there the network may be right and the "
+        f"label wrong. " + "; ".join(parts) + f". Over its {noise['better_runs']} seeds the better network averages "
+        f"{noise['better_mean_where_labels_stand']:.2%} on the images whose labels stand."
+    )

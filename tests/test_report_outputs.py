@@ -64,6 +64,9 @@ def test_check_report_names_what_changed(tmp_path):
     (root / "mnist_report" / "bench.py").write_text("b = 2\n")  # the notebook does not import it: up to date
     (root / "mnist_report" / "new.py").write_text("")
     assert check() == {"01-x": []}
+    (root / "data" / "label-errors.json").write_text("[]")  # a list beside the MNIST files is data too
+    assert check() == {"01-x": ["data/label-errors.json is new"]}
+    provenance.record(nb, root / "reports" / "01-x.ipynb", root)
     (root / "mnist_report" / "io.py").write_text("x = 2\n")  # imported by what the notebook imports
     assert check() == {"01-x": ["mnist_report/io.py changed"]}
     (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\nfrom mnist_report import new\n")

@@ -112,3 +112,22 @@ def test_parameter_count_and_hard_core():
     assert "does NOT match" in verdicts.parameter_count(1, 225_034)
     assert verdicts.hard_core(3, 10, 7, 9, 40) == ("3 test images are misclassified by all 10 runs and 7 by at "
                                                     "least 9; 40 by at least one.")  # fmt: skip
+
+
+def test_label_noise_sentences():
+    summary = study.accuracy_summary([0.9910, 0.9920], n_test=10000)
+    clean = study.accuracy_summary([0.9918, 0.9926], n_test=9985)
+    noise = {"listed": 15, "in_hard_core": 10, "wrong_by_all": 8, "n_standing": 9985,
+             "accuracy_where_labels_stand": clean}
+    text = verdicts.label_noise_across_seeds(noise, summary, n_core=25, min_runs=1)
+    assert text.startswith("Of the 15 test images whose labels reviewers rejected, 10 are among the 25 images that at "
+                           "least 1 of 2 runs get wrong, and 8 are wrong in every run.")  # fmt: skip
+    assert "the mean accuracy over seeds is 99.22% +- 0.06%, against 99.15% on all of them" in text
+    assert text.endswith("cost a run 0.07 points on average.")
+    assert "None of the" in verdicts.label_noise_across_seeds({**noise, "listed": 0}, summary, 25, 1)
+    row = {"n": 9985, "accuracy": 0.9971, "n_errors": 29, "errors_on_listed_images": 12, "accuracy_all": 0.9959,
+           "n_errors_all": 41}
+    remaining = verdicts.label_noise_remaining({"listed": 15, "networks": {"ensemble": row}, "better_runs": 5,
+                                                "better_mean_where_labels_stand": 0.9968})  # fmt: skip
+    assert "ensemble: 12 of its 41 errors are on them, and it scores 99.71% on the 9,985 images" in remaining
+    assert remaining.endswith("Over its 5 seeds the better network averages 99.68% on the images whose labels stand.")

@@ -1,0 +1,91 @@
+"""The test images whose labels human reviewers rejected, and accuracy on the images whose labels stand.
+
+``data/mnist-test-label-errors.json`` lists the 15 MNIST test images whose given label a majority of
+5 reviewers did not confirm (Northcutt, Athalye and Mueller 2021; the file names its source and
+the votes). The file is checked by its SHA-256 here, as the IDX files are by ``data/mnist/SHA256SUMS``,
+and each entry's given label is checked against the verified test labels, so a list that belongs to
+another ordering of the test set is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnist_report.data import DataError
+from mnist_report.paths import PROJECT_ROOT, shown
+
+PATH = PROJECT_ROOT / "data" / "mnist-test-label-errors.json"
+SHA256 = "135cbcbc2baf164b3c904ddc54e29d43abb8d8218c2d367e46b183dbdd44ac3f"
+
+
+@dataclass(frozen=True)
+class LabelErrors:
+    """The listed test images: 0-based indices, the given (rejected) labels, the reviewers' proposal."""
+
+    indices: np.ndarray
+    given: np.ndarray
+    proposed: np.ndarray
+    votes: list[list[int]]
+    source: str
+
+    def within(self, n_test: int) -> np.ndarray:
+        """The listed indices among the first ``n_test`` test images (all 15 on the full test set)."""
+        return self.indices[self.indices < n_test]
+
+    def standing(self, n_test: int) -> np.ndarray:
+        """A boolean mask over the first ``n_test`` test images: True where the label stands."""
+        mask = np.ones(n_test, dtype=bool)
+        mask[self.within(n_test)] = False
+        return mask
+
+
+def load(y_test: np.ndarray, path: str | Path = PATH, sha256: str | None = SHA256) -> LabelErrors:
+    """The list at ``path``, verified by its SHA-256 and against the test labels ``y_test`` (all 10,000
+    or the first N: entries beyond N are not checked, and ``within``/``standing`` leave them out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{shown(path)} is missing: it ships with the project (git checkout -- {shown(path)})")
+    content = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
+        raise DataError(f"{shown(path)} does not match its SHA-256 ({sha256[:12]}...): it was changed; "
+                        f"restore it with git checkout -- {shown(path)}")  # fmt: skip
+    doc = json.loads(content)
+    rows = doc["errors"]
+    out = LabelErrors(
+        indices=np.array([r["index"] for r in rows], dtype=int),
+        given=np.array([r["given"] for r in rows], dtype=int),
+        proposed=np.array([r["proposed"] for r in rows], dtype=int),
+        votes=[list(r["votes"]) for r in rows],
+        source=doc["source"],
+    )
+    y_test = np.asarray(y_test)
+    seen = out.indices < len(y_test)
+    if np.any(out.indices < 0) or len(set(out.indices.tolist())) != len(out.indices):
+        raise DataError(f"{shown(path)}: indices must be distinct and non-negative")
+    wrong = out.indices[seen][y_test[out.indices[seen]] != out.given[seen]]
+    if len(wrong):
+        raise DataError(f"{shown(path)}: the given label of test image(s) {wrong.tolist()} is not the one in the "
+                        "verified test labels: the list does not belong to this test set")  # fmt: skip
+    return out
+
+
+def accuracy_where_labels_stand(y_true: np.ndarray, y_pred: np.ndarray, errors: LabelErrors) -> dict:
+    """Accuracy on the test images whose labels stand, beside the usual figure, and how many of the
+    errors are on listed images (there the "error" may be the label's, not the network's)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    keep = errors.standing(len(y_true))
+    wrong = y_pred != y_true
+    listed = errors.within(len(y_true))
+    return {
+        "n": int(keep.sum()),
+        "accuracy": float(1 - wrong[keep].mean()),
+        "n_errors": int(wrong[keep].sum()),
+        "errors_on_listed_images": int(wrong[listed].sum()),
+        "listed_images": len(listed),
+        "listed_predicted_as_proposed": int(np.sum(y_pred[listed] == errors.proposed[errors.indices < len(y_true)])),
+    }

@@ -1,0 +1,55 @@
+"""The test-set label errors: the shipped list, verified, and accuracy on the images whose labels stand."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mnist_report import label_errors, plots
+from mnist_report.data import DataError
+
+
+def test_the_shipped_list_matches_the_verified_test_labels(raw):
+    errors = label_errors.load(raw.y_test)
+    assert len(errors.indices) == 15 and errors.indices.min() >= 0 and errors.indices.max() < 10_000
+    assert np.all(raw.y_test[errors.indices] == errors.given) and np.all(errors.given != errors.proposed)
+    assert "Northcutt" in errors.source and all(sum(v) == 5 for v in errors.votes)
+    assert errors.standing(10_000).sum() == 9_985
+    assert list(errors.within(2000)) == [947, 1621, 1901]  # the first N test images: only those listed there
+
+
+def test_a_changed_list_or_one_for_another_test_set_is_refused(raw, tmp_path):
+    doc = json.loads(label_errors.PATH.read_text())
+    doc["errors"][0]["given"] = 3  # image 947 is labelled 8
+    path = tmp_path / "errors.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="does not match its SHA-256"):
+        label_errors.load(raw.y_test, path)
+    with pytest.raises(DataError, match=r"test image\(s\) \[947\] is not the one in the verified test labels"):
+        label_errors.load(raw.y_test, path, sha256=None)
+    with pytest.raises(DataError, match="is missing: it ships with the project"):
+        label_errors.load(raw.y_test, tmp_path / "nothing.json")
+
+
+def test_accuracy_where_labels_stand_by_hand(raw):
+    errors = label_errors.load(raw.y_test)
+    y = raw.y_test[:2000]
+    pred = y.copy()
+    pred[[947, 1621]] = errors.proposed[:2]  # the network agrees with the reviewers on two listed images
+    pred[[0, 1, 2]] = (y[[0, 1, 2]] + 1) % 10  # and is wrong on three others
+    r = label_errors.accuracy_where_labels_stand(y, pred, errors)
+    assert r["n"] == 1997 and r["n_errors"] == 3 and r["accuracy"] == pytest.approx(1 - 3 / 1997)
+    assert r["errors_on_listed_images"] == 2 and r["listed_images"] == 3 and r["listed_predicted_as_proposed"] == 2
+
+
+def test_galleries_mark_the_listed_images(raw):
+    x = raw.x_test[:1000].astype("float32") / 255
+    fig = plots.error_gallery(x, raw.y_test, (raw.y_test + 1) % 10, np.full(1000, 0.9), [5, 947, 7],
+                              label_errors=[947])  # fmt: skip
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[1].endswith("label rejected") and not titles[0].endswith("label rejected")
+    assert "orange: label rejected by human reviewers (1 shown)" in fig._suptitle.get_text()
+    rows = [{"index": 947, "true": 8, "wrong_runs": 10, "usual_prediction": 9}]
+    fig = plots.hard_core_gallery(x, rows, 10, label_errors=[947])
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()][0].endswith("label rejected")
+    assert plots.error_gallery(x, raw.y_test, raw.y_test, np.ones(1000), [5])._suptitle is None
