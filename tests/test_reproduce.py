@@ -6,7 +6,7 @@ import json
 import pytest
 from test_notebooks import SMALL, execute
 
-from mnist_report import reproduce
+from mnist_report import reproduce, schema
 from mnist_report.paths import PROJECT_ROOT
 
 NAME = "01-seed-reproduction"
@@ -33,7 +33,9 @@ def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(tm
     assert "different (not judged)" in text
 
 
-def test_differences_are_judged_against_the_measured_noise(tmp_path):
+def test_differences_are_judged_against_the_measured_noise(tmp_path, monkeypatch):
+    # the judging rules on hand-made structures, so without the schemas, which want whole metrics files
+    monkeypatch.setattr(schema, "SCHEMAS", {})
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     study = {"accuracy_summary": {"mean": 0.9915, "std": 0.0006}, "runs": [{"accuracy": 0.9912, "seed": 0}],
@@ -53,6 +55,9 @@ def test_differences_are_judged_against_the_measured_noise(tmp_path):
     (tmp_path / "b" / "02-multi-seed-study.metrics.json").write_text(json.dumps(outside))
     result = reproduce.compare(tmp_path / "a", tmp_path / "b")
     assert not result["ok"] and result["verdict"].startswith("NOT REPRODUCED: 2 of 5")
+    monkeypatch.undo()  # with the schemas: a metrics file that does not follow its notebook's is refused
+    with pytest.raises(schema.MetricsError, match="02-multi-seed-study metrics do not follow"):
+        reproduce.compare(tmp_path / "a", tmp_path / "b")
 
 
 def test_reproduce_never_writes_over_the_report(tmp_path):
