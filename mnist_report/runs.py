@@ -83,13 +83,14 @@ def code_version() -> str:
     return h.hexdigest()
 
 
-def cache_key(config: TrainConfig, raw: data.RawMNIST, test: bool = True) -> str:
+def cache_key(config: TrainConfig, raw: data.RawMNIST, test: bool = True, fingerprint: str | None = None) -> str:
     """The directory name shared by every seed of ``config`` (its seed is not part of the key).
 
     ``test=False``: runs stored without test predictions (the search's trials) have keys of their own.
+    ``fingerprint``: ``data.fingerprint(raw)`` where the caller has it already (it hashes 55 MB).
     """
     settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    fields = {"config": settings, "code": code_version(), "data": data.fingerprint(raw)}
+    fields = {"config": settings, "code": code_version(), "data": fingerprint or data.fingerprint(raw)}
     if not test:
         fields["test"] = False
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -99,7 +100,6 @@ def cache_key(config: TrainConfig, raw: data.RawMNIST, test: bool = True) -> str
 class StoredRun:
     """One trained network (one configuration, one seed), summarised by its predictions."""
 
-    seed: int
     config: TrainConfig
     y_val: np.ndarray
     val_proba: np.ndarray  # (n_val, 10)
@@ -112,6 +112,10 @@ class StoredRun:
     cached: bool  # read back from the cache rather than trained now
     resumed_at: int = 0  # epochs restored from the backup of a run killed earlier
     worker: str = ""  # the worker that trained it, if trained now
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
     @property
     def test_pred(self) -> np.ndarray:
@@ -160,7 +164,8 @@ def run_many(
     configs = list(configs)
     say = print_fn or (lambda line: None)
     root = from_root(cache_root)
-    keys = [cache_key(c, raw, test) for c in configs]
+    fingerprint = data.fingerprint(raw)
+    keys = [cache_key(c, raw, test, fingerprint) for c in configs]
     dirs = [root / k / f"seed-{c.seed}" for k, c in zip(keys, configs, strict=True)]
     if len(set(dirs)) != len(dirs):
         raise ValueError("two of the runs asked for are the same run (same configuration and seed)")
@@ -173,7 +178,6 @@ def run_many(
     say(header)
     start = time.perf_counter()
     done = 0
-    fingerprint = data.fingerprint(raw) if todo else ""
 
     def report(i: int) -> None:
         nonlocal done
@@ -281,7 +285,6 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
     if not (run_dir / "model.keras").is_file():
         raise ValueError("its model.keras is missing")
     return StoredRun(
-        seed=config.seed,
         config=config,
         history=meta["history"],
         train_seconds=float(meta["train_seconds"]),

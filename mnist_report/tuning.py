@@ -16,7 +16,9 @@ from __future__ import annotations
 from mnist_report import quiet_tf  # noqa: F401  (first: TensorFlow imported without its probe noise)
 
 # isort: split
+import contextlib
 import dataclasses
+import io
 import tempfile
 from pathlib import Path
 
@@ -58,7 +60,8 @@ def trial_configs(base: TrainConfig, max_trials: int, max_epochs: int, seed: int
     with tempfile.TemporaryDirectory() as scratch:
         oracle._set_project_dir(scratch, "search")  # where a Tuner would point it; nothing here is read back
         for i in range(max_trials):
-            trial = oracle.create_trial(f"task-{i}")  # one id per trial in flight
+            with contextlib.redirect_stdout(io.StringIO()):  # its "Running Trial #N" table: the progress lines say it
+                trial = oracle.create_trial(f"task-{i}")  # one id per trial in flight
             if trial.status != kt.engine.trial.TrialStatus.RUNNING:  # the space is exhausted
                 break
             configs.append(dataclasses.replace(base, **trial.hyperparameters.values, epochs=max_epochs,
