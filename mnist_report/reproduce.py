@@ -34,7 +34,8 @@ from mnist_report.paths import PROJECT_ROOT, shown
 NOISE_FACTOR = 2.0  # a difference within twice the measured noise is "within noise"
 SETUP = ("config", "data", "seeds", "parameters", "space", "max_trials", "max_epochs", "n_bins", "min_runs",
          "executor", "selected", "n", "threads_per_run")  # fmt: skip
-PLACES = ("output_dir", "cache_dir", "run_dir")  # parameters that say where, not what
+# parameters that say where a notebook writes or trains, not what it computes
+PLACES = ("output_dir", "cache_dir", "run_dir", "scheduler", "workers")
 
 
 def recorded_parameters(executed: Path) -> dict:

@@ -6,7 +6,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from mnist_report import data, fanout, train
+from mnist_report import data, fanout, notebooks, train
+from mnist_report.paths import PROJECT_ROOT
 
 # Training in this process uses one TensorFlow thread, as a run of the report does by default
 # (TrainConfig.threads); it must be set before TensorFlow runs anything.
@@ -54,8 +55,66 @@ def small_splits(raw):
     return data.make_splits(raw, validation_fraction=0.1, seed=0, n_train=1000, n_test=500)
 
 
+@pytest.fixture(autouse=True)
+def _slow_means_it_trains(request, monkeypatch):
+    """Keeps the ``slow`` marker honest: a test not marked slow that trains a network (in this process
+    or through the executor) or executes a notebook fails and says so, so that ``pytest -m "not slow"``
+    stays the quick loop. (Fixtures of a wider scope are set up before this one, so what they train is
+    not caught; the tests that use them are marked by hand.)"""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.name} trains or executes a notebook: mark it @pytest.mark.slow")
+
+    for target in ("mnist_report.train.train", "mnist_report.runs.run_many",
+                   "mnist_report.notebooks.pm.execute_notebook"):
+        monkeypatch.setattr(target, refuse)
+
+
 @pytest.fixture(scope="session")
 def pool():
     """A local Dask cluster of two workers, shared by the tests that train through the executor."""
     with fanout.start(workers=2, threads_per_run=1) as executor:
         yield executor
+
+
+# Small parameters per notebook: seconds, not minutes.
+SMALL = {
+    "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
+    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 500,
+                            "compare_precision": "mixed_bfloat16"},
+}
+SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "better_epochs": 1, "n_train": 1000,
+                               "n_test": 500, "precision": "float32"}
+# where each notebook writes what is not the report (models, cached runs, the search): under work/
+WORK_DIRS = {
+    "01-seed-reproduction": ["cache_dir", "run_dir"],
+    "02-multi-seed-study": ["cache_dir"],
+    "03-beyond-the-seed": ["cache_dir", "run_dir"],
+}
+
+
+def execute_notebook(nb_path, out_dir, params, scheduler=None):
+    """``scheduler``: the address of the tests' warm Dask cluster (the ``pool`` fixture), so that the
+    notebook does not start a cluster of its own, whose workers would import TensorFlow again."""
+    work = {name: str(out_dir / "work" / name) for name in WORK_DIRS[nb_path.stem]}
+    params = {**params, "output_dir": str(out_dir), **work, **({"scheduler": scheduler} if scheduler else {})}
+    return notebooks.execute(nb_path, out_dir / nb_path.name, params, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory, pool):
+    """``executed(name)``: the notebook run once by papermill with its small parameters, on the tests'
+    warm Dask cluster, for every test (of any module) that asks for it in this pytest process;
+    (name, executed notebook, output directory). Tests must not change what it wrote."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            out_dir = tmp_path_factory.mktemp(name)
+            nb = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
+            done[name] = name, execute_notebook(nb, out_dir, SMALL[name], pool.address), out_dir
+        return done[name]
+
+    return run

@@ -14,53 +14,20 @@ import sys
 import nbformat
 import numpy as np
 import pytest
+from conftest import SMALL
 
-from mnist_report import data, notebooks, predict, train
+from mnist_report import data, predict, train
 from mnist_report.evaluate import evaluate
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.train import predict_proba
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
-# Small parameters per notebook: seconds, not minutes.
-SMALL = {
-    "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
-    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 500,
-                            "compare_precision": "mixed_bfloat16"},
-}
-SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "better_epochs": 1, "n_train": 1000,
-                               "n_test": 500, "precision": "float32"}
-# where each notebook writes what is not the report (models, cached runs, the search): under work/
-WORK_DIRS = {
-    "01-seed-reproduction": ["cache_dir", "run_dir"],
-    "02-multi-seed-study": ["cache_dir"],
-    "03-beyond-the-seed": ["cache_dir", "run_dir"],
-}
-
-
-def execute(nb_path, out_dir, params):
-    work = {name: str(out_dir / "work" / name) for name in WORK_DIRS[nb_path.stem]}
-    params = {**params, "output_dir": str(out_dir), **work}
-    return notebooks.execute(nb_path, out_dir / nb_path.name, params, timeout=600)
+# The small parameters (SMALL), the shared executions (the ``executed`` fixture): tests/conftest.py.
 
 
 def test_every_notebook_has_small_parameters():
     assert NOTEBOOKS and {p.stem for p in NOTEBOOKS} == set(SMALL)
-
-
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """``executed(name)``: the notebook run once by papermill with its small parameters, for every test
-    of this module that asks for it; (name, executed notebook, output directory)."""
-    done = {}
-
-    def run(name):
-        if name not in done:
-            out_dir = tmp_path_factory.mktemp(name)
-            done[name] = name, execute(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", out_dir, SMALL[name]), out_dir
-        return done[name]
-
-    return run
 
 
 # Each notebook's tests run in one pytest-xdist worker (make test runs with --dist loadgroup), so that
@@ -189,7 +156,9 @@ def test_beyond_notebook_tests_once_and_its_numbers_come_from_its_models(execute
 @pytest.mark.parametrize("name", EACH)
 def test_nbval_reruns_the_executed_notebook_to_the_same_outputs(executed, name):
     _, out, out_dir = executed(name)
-    shutil.rmtree(out_dir / "work")  # so that nbval trains again rather than reading cached runs
+    # so that nbval trains again rather than reading cached runs (this test comes after the others that
+    # read work/: pytest keeps the order of a module, and xdist keeps a group on one worker)
+    shutil.rmtree(out_dir / "work")
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(out.parent), str(out)],
