@@ -43,8 +43,9 @@ report: | $(STAMP)
 
 # Every notebook again, from nothing (an empty run cache of its own), into reproduce/ (never reports/);
 # then every number of the committed metrics against the reproduced one (reproduce/reproduce.md).
+# RESUME=1: keep the runs an interrupted `make reproduce` trained itself (reproduce/cache), train the rest.
 reproduce: | $(STAMP)
-	$(BIN)/python -m mnist_report reproduce --out reproduce --timeout $(TIMEOUT)
+	$(BIN)/python -m mnist_report reproduce --out reproduce --timeout $(TIMEOUT) $(if $(RESUME),--resume)
 
 # Whether the committed report still matches the working tree (reports/NAME.inputs.json), and why not.
 check-report: $(STAMP)

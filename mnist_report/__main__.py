@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", default="reproduce", help="where to execute them (default: reproduce/, never reports/)")
     rr.add_argument("--reports", default="reports", help="the committed report to compare with (default: reports/)")
     rr.add_argument("--compare-only", action="store_true", help="compare what --out already holds; execute nothing")
+    rr.add_argument("--resume", action="store_true",
+                    help="keep the runs an interrupted reproduction trained in OUT/cache (never the report's cache)")
     rr.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
     rp = sub.add_parser("report", help="execute exactly the stale notebooks into reports/, then update the README")
     rp.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
@@ -106,7 +108,8 @@ def _notebook(args) -> int:
             from mnist_report import reproduce
             from mnist_report.paths import from_root
 
-            return reproduce.main(from_root(args.reports), from_root(args.out), args.timeout, args.compare_only)
+            return reproduce.main(from_root(args.reports), from_root(args.out), args.timeout, args.compare_only,
+                                  args.resume)
         if args.command == "report":
             from mnist_report.readme import update_readme
 

@@ -152,15 +152,20 @@ def markdown(result: dict) -> str:
 
 def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT / "reproduce",
               notebooks_dir: Path = PROJECT_ROOT / "notebooks", names: list[str] | None = None,
-              timeout: int = 7200, print_fn=print) -> dict:  # fmt: skip
+              timeout: int = 7200, print_fn=print, resume: bool = False) -> dict:  # fmt: skip
     """Execute every notebook (or ``names``) again into ``out`` with an empty cache; compare; write
-    ``out/reproduce.md`` and ``out/reproduce.json``."""
+    ``out/reproduce.md`` and ``out/reproduce.json``.
+
+    ``resume``: keep ``out/cache``, the runs that an interrupted reproduction trained itself (a full one
+    takes hours on a small machine), so that the next attempt trains only what is missing. Nothing
+    is ever read from the report's own cache; a run trained by other code has another key."""
     from mnist_report import notebooks
 
     reports, out = Path(reports).resolve(), Path(out).resolve()
     if out == reports:
         raise ValueError(f"reproduce writes into a directory of its own, never over {shown(reports)}")
-    shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
+    if not resume:
+        shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
     names = names or [p.stem for p in sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))]
     say = print_fn or (lambda line: None)
     for name in names:
@@ -185,9 +190,12 @@ def compare_and_write(reports: Path, out: Path) -> dict:
     return result
 
 
-def main(reports: Path, out: Path, timeout: int, compare_only: bool = False) -> int:
+def main(reports: Path, out: Path, timeout: int, compare_only: bool = False, resume: bool = False) -> int:
     """Exit status 1 if a reproduced number is outside what noise explains (or missing)."""
-    result = compare_and_write(reports, out) if compare_only else reproduce(reports, out, timeout=timeout)
+    if compare_only:
+        result = compare_and_write(reports, out)
+    else:
+        result = reproduce(reports, out, timeout=timeout, resume=resume)
     print(markdown(result))
     print(f"written to {shown(Path(out) / 'reproduce.md')} and reproduce.json")
     print(result["verdict"])

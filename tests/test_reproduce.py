@@ -67,3 +67,19 @@ def test_differences_are_judged_against_the_measured_noise(tmp_path, monkeypatch
 def test_reproduce_never_writes_over_the_report(tmp_path):
     with pytest.raises(ValueError, match="never over"):
         reproduce.reproduce(tmp_path, tmp_path)
+
+
+def test_resume_keeps_only_the_runs_the_reproduction_trained_itself(tmp_path, monkeypatch):
+    from mnist_report import notebooks
+
+    executed = []
+    monkeypatch.setattr(notebooks, "execute", lambda source, output, params, timeout: executed.append(params))
+    monkeypatch.setattr(reproduce, "compare_and_write", lambda reports, out: {"ok": True})
+    out = tmp_path / "again"
+    (out / "cache" / "KEY" / "seed-0").mkdir(parents=True)  # a run an interrupted reproduction trained
+    reports = reproduce.PROJECT_ROOT / "reports"
+    reproduce.reproduce(reports, out, names=[NAME], resume=True, print_fn=None)
+    assert (out / "cache" / "KEY" / "seed-0").is_dir()
+    assert executed[0]["cache_dir"] == str(out / "cache") and "scheduler" not in executed[0]
+    reproduce.reproduce(reports, out, names=[NAME], print_fn=None)  # from nothing: the cache is emptied
+    assert not (out / "cache").exists()

@@ -3,10 +3,12 @@ across configurations or code, the same numbers whatever the number of workers, 
 run even when two studies ask for it at once."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +178,41 @@ def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, p
     (run.path / "run.json").write_text(json.dumps({**meta, "config": {**meta["config"], "dropout": 0.3}}))
     again = runs.run_seed(TINY, raw, tmp_path, pool)
     assert not again.cached and "another key or configuration" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp_path, pool):
+    """The README's commands: `dask scheduler`, `dask worker ADDRESS --nworkers 2 --nthreads 1` with the
+    README's distributed.yaml (MALLOC_TRIM_THRESHOLD_ unset), then the notebook's executor pointed at it."""
+    config_dir = tmp_path / "dask-config"
+    config_dir.mkdir()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    (config_dir / "distributed.yaml").write_text(readme.split("```yaml\n", 1)[1].split("```", 1)[0])
+    env = {**os.environ, "DASK_CONFIG": str(config_dir)}
+    dask = str(Path(sys.executable).parent / "dask")
+    info = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(info)], env=env, stderr=subprocess.DEVNULL)]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not info.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--no-dashboard"], env=env, stderr=subprocess.DEVNULL))  # fmt: skip
+        lines = []
+        with fanout.start(address) as executor:
+            executor.client.wait_for_workers(2, timeout=120)
+            assert executor.describe() == f"2 workers on the scheduler at {address}"
+            names = {str(w["name"]) for w in executor.client.scheduler_info(n_workers=-1)["workers"].values()}
+            by_hand = runs.run_seeds(TINY, [0, 1], raw, tmp_path / "by-hand", executor, print_fn=lines.append)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+    local = runs.run_seeds(TINY, [0, 1], raw, tmp_path / "local", pool, print_fn=None)
+    assert {r.worker for r in by_hand} <= names  # trained there, and without MALLOC_TRIM_THRESHOLD_ (the YAML)
+    assert len(lines) == 3 and all("MALLOC_TRIM_THRESHOLD_" not in line for line in lines)
+    for a, b in zip(by_hand, local, strict=True):
+        np.testing.assert_array_equal(a.test_proba, b.test_proba)
+        assert a.history == b.history
