@@ -162,3 +162,11 @@ def test_the_readme_layout_names_every_module_and_only_those():
     named = set(re.findall(r"^\s+(\w+\.py)\b", layout, re.M))
     present = {p.name for p in (PROJECT_ROOT / "mnist_report").glob("*.py") if p.name != "__init__.py"}
     assert named == present, f"README layout lacks {sorted(present - named)}; names missing {sorted(named - present)}"
+
+
+def test_every_notebook_has_small_parameters_and_a_test_module_of_its_own():
+    from conftest import SMALL
+
+    assert NOTEBOOKS and {p.stem for p in NOTEBOOKS} == set(SMALL)
+    for p in NOTEBOOKS:
+        assert (PROJECT_ROOT / "tests" / f"test_notebook_{p.stem[:2]}.py").is_file(), p.stem
