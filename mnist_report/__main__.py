@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, metavar="PATH.keras")
     ev.add_argument("--n-test", type=int, default=None, help="first N test images (default: all)")
     ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    sub.add_parser("readme", help="rewrite the README's results table from reports/*.metrics.json")
+    sub.add_parser("readme", help="rewrite the README's generated tables from reports/ and notebooks/README.md "
+                                  "(the parameter reference) from the notebooks")
     sub.add_parser("check-report", help="say whether reports/ is stale against the working tree, and why")
     rr = sub.add_parser("reproduce", help="execute every notebook again from nothing and compare every number")
     rr.add_argument("--out", default="reproduce", help="where to execute them (default: reproduce/, never reports/)")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "readme":
             from mnist_report.readme import update_readme
 
-            print(f"updated {update_readme()}")
+            print(f"updated {update_readme()} and notebooks/README.md")
             return 0
         return _evaluate(args)
     except (ValueError, DataError, FileNotFoundError) as e:
@@ -114,7 +115,7 @@ def _notebook(args) -> int:
             from mnist_report.readme import update_readme
 
             notebooks.build_report(timeout=args.timeout)
-            print(f"updated {update_readme()}")
+            print(f"updated {update_readme()} and notebooks/README.md")
             return 0
         params = {name: notebooks.parse_value(value) for name, value in args.parameter}
         out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)
