@@ -45,7 +45,7 @@ report: | $(STAMP)
 # then every number of the committed metrics against the reproduced one (reproduce/reproduce.md).
 # RESUME=1: keep the runs an interrupted `make reproduce` trained itself (reproduce/cache), train the rest.
 reproduce: | $(STAMP)
-	$(BIN)/python -m mnist_report reproduce --out reproduce --timeout $(TIMEOUT) $(if $(RESUME),--resume)
+	$(BIN)/python -m mnist_report reproduce --out reproduce --timeout $(TIMEOUT) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
 # Whether the committed report still matches the working tree (reports/NAME.inputs.json), and why not.
 check-report: $(STAMP)

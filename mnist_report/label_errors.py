@@ -25,7 +25,8 @@ SHA256 = "135cbcbc2baf164b3c904ddc54e29d43abb8d8218c2d367e46b183dbdd44ac3f"
 
 @dataclass(frozen=True)
 class LabelErrors:
-    """The listed test images: 0-based indices, the given (rejected) labels, the reviewers' proposal."""
+    """The listed test images: 0-based indices, the given (rejected) labels, the label the study proposed
+    instead (found by its method and put to the reviewers; the votes say how many chose it)."""
 
     indices: np.ndarray
     given: np.ndarray
@@ -80,12 +81,55 @@ def accuracy_where_labels_stand(y_true: np.ndarray, y_pred: np.ndarray, errors: 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     keep = errors.standing(len(y_true))
     wrong = y_pred != y_true
-    listed = errors.within(len(y_true))
+    seen = errors.indices < len(y_true)
+    listed = errors.indices[seen]
     return {
         "n": int(keep.sum()),
         "accuracy": float(1 - wrong[keep].mean()),
         "n_errors": int(wrong[keep].sum()),
         "errors_on_listed_images": int(wrong[listed].sum()),
         "listed_images": len(listed),
-        "listed_predicted_as_proposed": int(np.sum(y_pred[listed] == errors.proposed[errors.indices < len(y_true)])),
+        "listed_predicted_as_proposed": int(np.sum(y_pred[listed] == errors.proposed[seen])),
+    }
+
+
+def across_seeds(y_true: np.ndarray, preds: np.ndarray, errors: LabelErrors, hard_core: list[int]) -> dict:
+    """Many runs (``preds``: one row of predictions per run) against the listed images: how many of them
+    are in the ``hard_core`` (the indices most runs get wrong) and wrong in every run, and each run's
+    accuracy where labels stand with its summary over runs (the sentence: ``verdicts.label_noise_across_seeds``)."""
+    from mnist_report.study import accuracy_summary
+
+    y_true, preds = np.asarray(y_true), np.asarray(preds)
+    listed = errors.within(len(y_true))
+    standing = [accuracy_where_labels_stand(y_true, p, errors) for p in preds]
+    return {
+        "source": errors.source,
+        "listed": len(listed),
+        "n_standing": standing[0]["n"],
+        "in_hard_core": int(np.isin(listed, hard_core).sum()),
+        "wrong_by_all": int(np.all(preds[:, listed] != y_true[listed], axis=0).sum()),
+        "errors_on_listed_images": [s["errors_on_listed_images"] for s in standing],
+        "accuracies": [s["accuracy"] for s in standing],
+        "accuracy_where_labels_stand": accuracy_summary([s["accuracy"] for s in standing], standing[0]["n"]),
+    }
+
+
+def by_network(y_true: np.ndarray, predictions: dict[str, np.ndarray], errors: LabelErrors,
+               runs: list[np.ndarray]) -> dict:  # fmt: skip
+    """Each named network's predictions against the listed images, beside its accuracy on all images,
+    and the mean over ``runs`` (one network's seeds) where labels stand (the sentence:
+    ``verdicts.label_noise_remaining``)."""
+    y_true = np.asarray(y_true)
+    networks = {}
+    for name, y_pred in predictions.items():
+        wrong = np.asarray(y_pred) != y_true
+        networks[name] = {**accuracy_where_labels_stand(y_true, y_pred, errors),
+                          "accuracy_all": float(1 - wrong.mean()), "n_errors_all": int(wrong.sum())}  # fmt: skip
+    return {
+        "source": errors.source,
+        "listed": len(errors.within(len(y_true))),
+        "networks": networks,
+        "better_runs": len(runs),
+        "better_mean_where_labels_stand": float(np.mean([accuracy_where_labels_stand(y_true, p, errors)["accuracy"]
+                                                         for p in runs])),
     }

@@ -2,7 +2,8 @@
 metrics set against the reproduced one.
 
 The notebooks run with the parameters their committed executed copies record, into a directory of
-their own (never ``reports/``) with an empty run cache of their own. Each number is then identical,
+their own (never ``reports/``) with an empty run cache of their own (``resume``: the runs an
+interrupted reproduction trained itself are kept). Each number is then identical,
 or different by so much; a difference is judged against the noise the report itself measured:
 
 - an accuracy (or a count of errors) over seeds, against the standard deviation over seeds that
@@ -50,7 +51,7 @@ def flatten(obj, path: str = "") -> dict[str, float]:
     out = {}
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k != "environment":  # versions and the platform: not results
+            if k not in ("environment", "executor"):  # the machine, and how many runs trained at once: not results
                 out.update(flatten(v, f"{path}.{k}" if path else str(k)))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
@@ -168,6 +169,9 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
     names = names or [p.stem for p in sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))]
     say = print_fn or (lambda line: None)
+    for name in names:  # before hours of training: the committed metrics must be readable at the end
+        if (reports / f"{name}.metrics.json").is_file():
+            schema.load(reports / f"{name}.metrics.json")
     for name in names:
         executed = reports / f"{name}.ipynb"
         if not executed.is_file():

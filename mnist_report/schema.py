@@ -77,7 +77,8 @@ PAIRS_CLAIM = obj({"pairs": array(TEXT), "ranks": array(INT), "counts": array(CO
 EXECUTOR = obj({"workers": {"type": "integer", "minimum": 1}, "threads_per_run": {"type": "integer", "minimum": 1},
                 "local": BOOL})  # fmt: skip
 ENVIRONMENT = obj({"python": TEXT, "platform": TEXT, "processor": {"type": "string"}, "cpu_count": nullable(COUNT),
-                   "packages": {"type": "object", "additionalProperties": {"type": "string"}}})  # fmt: skip
+                   "packages": {"type": "object", "additionalProperties": nullable(TEXT),  # None: not installed
+                                "required": ["tensorflow", "keras", "numpy"]}})  # fmt: skip
 HISTORY = {"type": "object", "additionalProperties": array(NUMBER), "required": ["accuracy", "loss"]}
 WHERE_LABELS_STAND = {  # label_errors.accuracy_where_labels_stand()
     "n": COUNT, "accuracy": SHARE, "n_errors": COUNT, "errors_on_listed_images": COUNT, "listed_images": COUNT,
@@ -109,7 +110,7 @@ REPRODUCTION = obj({
 
 STUDY = obj({
     **_common("02-multi-seed-study"),
-    "config": config(without=("seed",)), "seeds": array(INT), "cache_key": TEXT,
+    "config": config(without=("seed",)), "seeds": array(INT) | {"minItems": 2}, "cache_key": TEXT,
     "data": obj({"source": TEXT, "n_train": COUNT, "n_val": COUNT, "n_test": COUNT}),
     "runs": array(obj({
         "seed": INT, "accuracy": SHARE, "n_errors": COUNT, "loss": NUMBER, "train_seconds": SECONDS,
@@ -118,7 +119,7 @@ STUDY = obj({
     })),
     "accuracy_summary": SUMMARY,
     "accuracy_verdict": obj({"claimed_accuracy": SHARE, "position": {"enum": ["inside", "above", "below"]},
-                             "one_run_plausible": BOOL, "runs_reaching_claim": nullable(COUNT), "text": TEXT}),
+                             "one_run_plausible": BOOL, "runs_reaching_claim": COUNT, "text": TEXT}),
     "pairs": obj({"runs_holding": COUNT, "n_runs": COUNT, "summed": PAIRS_CLAIM, "text": TEXT}),
     "summed_confusion_matrix": MATRIX_10,
     "summed_top_pairs": array(obj({"pair": TEXT, "digits": PAIR, "count": COUNT, "rank": INT}, closed=False)),
@@ -128,7 +129,8 @@ STUDY = obj({
                                            "usual_prediction": INT}))}),
     "label_errors": obj({
         "source": TEXT, "listed": COUNT, "n_standing": COUNT, "in_hard_core": COUNT, "wrong_by_all": COUNT,
-        "errors_on_listed_images": array(COUNT), "accuracy_where_labels_stand": SUMMARY, "text": TEXT,
+        "errors_on_listed_images": array(COUNT), "accuracies": array(SHARE), "accuracy_where_labels_stand": SUMMARY,
+        "text": TEXT,
     }),
     "precision_comparison": nullable(obj({
         "names": array(TEXT, 2), "n_runs": COUNT, "level": SHARE, "mean_difference": NUMBER, "seed_std": NUMBER,
@@ -149,12 +151,14 @@ BEYOND = obj({
     "search": obj({
         "max_trials": COUNT, "max_epochs": COUNT, "seconds": SECONDS,
         "space": {"type": "object", "additionalProperties": array(NUMBER)},
-        "trials": array(obj({"val_accuracy": SHARE, "best_epoch": COUNT, "trial": COUNT}, closed=False)),
+        "trials": array(obj({"val_accuracy": SHARE, "best_epoch": COUNT, "trial": COUNT}, closed=False))
+        | {"minItems": 1},
         "selected": config(),
     }),
     "tuned": obj({"test": EVALUATION, "train_seconds": SECONDS, "model_path": TEXT}),
-    "better": obj({"config": config(without=("seed",)), "seeds": array(INT), "accuracies": array(SHARE),
-                   "train_seconds": array(SECONDS), "summary": SUMMARY, "cache_key": TEXT, "ensemble": EVALUATION}),
+    "better": obj({"config": config(without=("seed",)), "seeds": array(INT) | {"minItems": 2},
+                   "accuracies": array(SHARE), "train_seconds": array(SECONDS) | {"minItems": 2},
+                   "summary": SUMMARY, "cache_key": TEXT, "ensemble": EVALUATION}),
     "baseline": obj({"seeds": array(INT), "accuracies": array(SHARE), "cache_key": TEXT}),
     "mcnemar": MCNEMAR, "mcnemar_by_seed": array(MCNEMAR), "mcnemar_ensembles": MCNEMAR,
     "label_errors": obj({

@@ -81,6 +81,16 @@ def per_digit_error_rates(confusions: Sequence[np.ndarray]) -> np.ndarray:
         return np.where(support > 0, 1 - np.diagonal(cms, axis1=1, axis2=2) / support, np.nan)
 
 
+def digit_rate_summary(rates: np.ndarray) -> dict:
+    """Each digit's mean and standard deviation of the error rate over runs; ``None`` where a digit has
+    no test image (a small test set), since JSON has no NaN."""
+    rates = np.asarray(rates, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: the digit is absent
+        mean, std = np.nanmean(rates, axis=0), np.nanstd(rates, axis=0, ddof=1)
+    return {k: [None if np.isnan(x) else float(x) for x in v] for k, v in (("mean", mean), ("std", std))}
+
+
 def wrong_counts(y_true: np.ndarray, preds: np.ndarray) -> np.ndarray:
     """For each test image, in how many runs (rows of ``preds``) it is misclassified."""
     return (np.asarray(preds) != np.asarray(y_true)[None, :]).sum(axis=0)

@@ -90,6 +90,9 @@ def pairs_across_seeds(pairs: dict) -> str:
     )
 
 
+NOT_COMPARED = "not compared on this machine (compare_precision is None, or this CPU has no native bfloat16)."
+
+
 def hard_core(wrong_by_all: int, n_runs: int, n_core: int, min_runs: int, wrong_by_any: int) -> str:
     """The test images that the runs get wrong together (``study.hard_core``, ``study.wrong_counts``)."""
     return (f"{wrong_by_all} test images are misclassified by all {n_runs} runs and {n_core} by at least "
@@ -185,8 +188,8 @@ def label_noise_across_seeds(noise: dict, summary: dict, n_core: int, min_runs: 
         f"Of the {noise['listed']} test images whose labels reviewers rejected, {noise['in_hard_core']} are among "
         f"the {n_core} images that at least {min_runs} of {n_runs} runs get wrong, and {noise['wrong_by_all']} "
         f"are wrong in every run. On the {noise['n_standing']:,} images whose labels stand, the mean accuracy over "
-        f"seeds is {clean['mean']:.2%} +- {clean['std']:.2%}, against {summary['mean']:.2%} on all of them: the "
-        f"listed images cost a run {(clean['mean'] - summary['mean']) * 100:.2f} points on average."
+        f"seeds is {clean['mean']:.2%} +- {clean['std']:.2%}, against {summary['mean']:.2%} on all of them (a "
+        f"difference of {(clean['mean'] - summary['mean']) * 100:+.2f} points)."
     )
 
 

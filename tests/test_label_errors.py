@@ -53,3 +53,32 @@ def test_galleries_mark_the_listed_images(raw):
     fig = plots.hard_core_gallery(x, rows, 10, label_errors=[947])
     assert [ax.get_title() for ax in fig.axes if ax.get_title()][0].endswith("label rejected")
     assert plots.error_gallery(x, raw.y_test, raw.y_test, np.ones(1000), [5])._suptitle is None
+
+
+def test_across_seeds_and_by_network_by_hand(raw):
+    errors = label_errors.load(raw.y_test)
+    y = raw.y_test[:2000]  # listed here: 947, 1621, 1901
+    preds = np.stack([y.copy(), y.copy()])
+    preds[:, 947] = 9  # both runs wrong on 947 (given 8): it is in the hard core
+    preds[0, 1621] = 6  # one run wrong on 1621
+    preds[1, 5] = (y[5] + 1) % 10  # and one ordinary error
+    r = label_errors.across_seeds(y, preds, errors, hard_core=[947, 12])
+    assert (r["listed"], r["n_standing"], r["in_hard_core"], r["wrong_by_all"]) == (3, 1997, 1, 1)
+    assert r["errors_on_listed_images"] == [2, 1] and r["accuracies"] == [1.0, 1 - 1 / 1997]
+    assert r["accuracy_where_labels_stand"]["mean"] == pytest.approx(1 - 0.5 / 1997)
+    n = label_errors.by_network(y, {"a": preds[0], "b": preds[1]}, errors, runs=list(preds))
+    assert n["networks"]["a"]["accuracy_all"] == 1 - 2 / 2000 and n["networks"]["a"]["n_errors_all"] == 2
+    assert n["networks"]["b"]["n_errors"] == 1 and n["networks"]["a"]["listed_predicted_as_proposed"] == 2
+    assert n["better_mean_where_labels_stand"] == pytest.approx(1 - 0.5 / 1997) and n["listed"] == 3
+    short = label_errors.across_seeds(y[:900], preds[:, :900], errors, hard_core=[])  # none listed below 947
+    assert (short["listed"], short["n_standing"], short["errors_on_listed_images"]) == (0, 900, [0, 0])
+
+
+def test_indices_must_be_distinct_and_non_negative(raw, tmp_path):
+    doc = json.loads(label_errors.PATH.read_text())
+    for bad in (-1, doc["errors"][1]["index"]):
+        doc["errors"][0]["index"] = bad
+        path = tmp_path / "errors.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(DataError, match="distinct and non-negative"):
+            label_errors.load(raw.y_test, path, sha256=None)

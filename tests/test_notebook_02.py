@@ -18,7 +18,7 @@ def test_it_writes_its_figures_and_metrics(executed):
 def test_it_stores_what_its_interval_is_computed_from(executed):
     name, out, out_dir = executed(NAME)
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
-    assert metrics["seeds"] == [0, 1] and metrics["data"]["n_test"] == 500
+    assert metrics["seeds"] == [0, 1] and metrics["data"]["n_test"] == 1000
     # an independent recomputation of the mean and the 95% interval from the stored per-seed accuracies
     acc = np.array([r["accuracy"] for r in metrics["runs"]])
     summary = metrics["accuracy_summary"]
@@ -30,7 +30,15 @@ def test_it_stores_what_its_interval_is_computed_from(executed):
     for r in metrics["runs"]:
         with np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz") as z:
             assert (z["test_proba"].argmax(1) == z["y_test"]).mean() == pytest.approx(r["accuracy"], abs=1e-12)
-    assert np.asarray(metrics["summed_confusion_matrix"]).sum() == 2 * 500
+    assert np.asarray(metrics["summed_confusion_matrix"]).sum() == 2 * 1000
+    # the label errors among the first 1,000 test images: image 947 alone; recomputed from the stored runs
+    noise = metrics["label_errors"]
+    assert (noise["listed"], noise["n_standing"]) == (1, 999)
+    wrong_947 = [int(np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz")["test_proba"][947].argmax() != 8)
+                 for r in metrics["runs"]]  # fmt: skip
+    assert noise["errors_on_listed_images"] == wrong_947 and noise["wrong_by_all"] == int(all(wrong_947))
+    for r, acc in zip(metrics["runs"], noise["accuracies"], strict=True):
+        assert acc == pytest.approx((r["accuracy"] * 1000 - (1 - wrong_947[metrics["runs"].index(r)])) / 999)
     comparison = metrics["precision_comparison"]
     assert comparison["names"] == ["float32", "mixed_bfloat16"] and len(comparison["accuracies"]) == 2
     assert comparison["mean_difference"] == pytest.approx(np.mean(comparison["accuracies"]) - acc.mean())

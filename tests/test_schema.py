@@ -47,7 +47,7 @@ def _reproduction() -> dict:
                    "accuracy_verdict": "a sentence", "pairs_verdict": "a sentence"},
         "font_digits": {"n": 60, "recognised": 59, "rate": 59 / 60, "by_font": {"DejaVu Sans normal": 10}},
         "environment": {"python": "3.12", "platform": "Linux", "processor": "x86_64", "cpu_count": 2,
-                        "packages": {"tensorflow": "2.21.0"}},
+                        "packages": {"tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.3.0", "torch": None}},
     }  # fmt: skip
 
 

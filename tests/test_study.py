@@ -191,3 +191,11 @@ def test_reliability_bin_counts_agree_with_calibration_curve_even_on_bin_edges()
     assert r["count"].sum() == len(conf)
     assert np.sum(r["count"] * r["accuracy"]) == pytest.approx(np.sum(predicted == 0))
     assert np.sum(r["count"] * r["confidence"]) == pytest.approx(conf.sum())
+
+
+def test_digit_rates_of_a_digit_with_no_test_image_are_null():
+    cm = np.diag(np.full(10, 100))
+    cm[3, 3] = 0  # no 3 in this small test set
+    rates = study.per_digit_error_rates([cm, cm])
+    s = study.digit_rate_summary(rates)
+    assert s["mean"][3] is None and s["std"][3] is None and s["mean"][0] == 0.0

@@ -123,7 +123,7 @@ def test_label_noise_sentences():
     assert text.startswith("Of the 15 test images whose labels reviewers rejected, 10 are among the 25 images that at "
                            "least 1 of 2 runs get wrong, and 8 are wrong in every run.")  # fmt: skip
     assert "the mean accuracy over seeds is 99.22% +- 0.06%, against 99.15% on all of them" in text
-    assert text.endswith("cost a run 0.07 points on average.")
+    assert text.endswith("(a difference of +0.07 points).")
     assert "None of the" in verdicts.label_noise_across_seeds({**noise, "listed": 0}, summary, 25, 1)
     row = {"n": 9985, "accuracy": 0.9971, "n_errors": 29, "errors_on_listed_images": 12, "accuracy_all": 0.9959,
            "n_errors_all": 41}
