@@ -37,8 +37,8 @@ def test_it_stores_what_its_interval_is_computed_from(executed):
     wrong_947 = [int(np.load(runs_dir / f"seed-{r['seed']}" / "predictions.npz")["test_proba"][947].argmax() != 8)
                  for r in metrics["runs"]]  # fmt: skip
     assert noise["errors_on_listed_images"] == wrong_947 and noise["wrong_by_all"] == int(all(wrong_947))
-    for r, acc in zip(metrics["runs"], noise["accuracies"], strict=True):
-        assert acc == pytest.approx((r["accuracy"] * 1000 - (1 - wrong_947[metrics["runs"].index(r)])) / 999)
+    for r, wrong, standing in zip(metrics["runs"], wrong_947, noise["accuracies"], strict=True):
+        assert standing == pytest.approx((r["accuracy"] * 1000 - (1 - wrong)) / 999)
     comparison = metrics["precision_comparison"]
     assert comparison["names"] == ["float32", "mixed_bfloat16"] and len(comparison["accuracies"]) == 2
     assert comparison["mean_difference"] == pytest.approx(np.mean(comparison["accuracies"]) - acc.mean())
