@@ -160,8 +160,10 @@ def parameters_page(notebooks: Path = NOTEBOOKS) -> str:
     return f"{PARAMETERS_HEADER}\n{parameters_reference(notebooks)}\n"
 
 
-def blocks(reports: Path = PROJECT_ROOT / "reports") -> dict[str, str]:
-    """Each generated block of the README, for the metrics files in ``reports`` that exist."""
+def blocks(reports: Path = PROJECT_ROOT / "reports", left: dict[str, str] | None = None) -> dict[str, str]:
+    """Each generated block of the README, for the metrics files in ``reports`` that exist and follow
+    their notebook's schema. A file made by older code (its notebook's regeneration owed) is not
+    rendered: its block is left as it is, and ``left`` (if given) gets the block's name and why."""
     from mnist_report.bench import table as bench_table
 
     sources = {
@@ -170,11 +172,17 @@ def blocks(reports: Path = PROJECT_ROOT / "reports") -> dict[str, str]:
         "beyond": (BEYOND_METRICS, beyond_table),
         "bench": (BENCH, bench_table),
     }
-    return {
-        name: render(schema.load(Path(reports) / file))  # a notebook's metrics checked against its schema
-        for name, (file, render) in sources.items()
-        if (Path(reports) / file).is_file()
-    }
+    out = {}
+    for name, (file, render) in sources.items():
+        if not (Path(reports) / file).is_file():
+            continue
+        try:
+            out[name] = render(schema.load(Path(reports) / file))
+        except schema.MetricsError as e:
+            if left is None:
+                raise
+            left[name] = str(e)
+    return out
 
 
 def block_pattern(name: str) -> re.Pattern:
@@ -183,18 +191,23 @@ def block_pattern(name: str) -> re.Pattern:
 
 
 def update_readme(
-    readme: Path = PROJECT_ROOT / "README.md", reports: Path = PROJECT_ROOT / "reports", notebooks: Path = NOTEBOOKS
+    readme: Path = PROJECT_ROOT / "README.md", reports: Path = PROJECT_ROOT / "reports", notebooks: Path = NOTEBOOKS,
+    print_fn=print,
 ) -> Path:
     """Rewrite every generated block of ``readme`` from the current files in ``reports``, and the
     parameter reference ``notebooks``/README.md from the notebooks there (where there are any).
-    Both are made before either is written, and each is written atomically."""
+    Both are made before either is written, and each is written atomically. A block whose metrics
+    do not follow today's schema (made by older code: run `make report`) is left as it is, and said."""
     text = readme.read_text()
-    for name, markdown in blocks(reports).items():
+    left: dict[str, str] = {}
+    for name, markdown in blocks(reports, left).items():
         pattern = block_pattern(name)
         if not pattern.search(text):
             raise ValueError(f"{readme} has no {name} block (the lines {' ... '.join(markers(name))})")
         start, end = markers(name)
         text = pattern.sub(lambda _, s=start, m=markdown, e=end: f"{s}\n{m}\n{e}", text)
+    for name, why in left.items():
+        print_fn(f"README {name} block left as it is: {why}; run `make report`")
     page = parameters_page(notebooks) if any(Path(notebooks).glob("[0-9]*.ipynb")) else None
     with atomic_path(readme) as tmp:
         tmp.write_text(text)

@@ -13,6 +13,7 @@ from conftest import write_notebook
 from mnist_report import readme as readme_module
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.readme import PARAMETERS_PAGE, markers, parameters_page, parameters_reference, update_readme
+from mnist_report.schema import MetricsError
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 PAGE = PROJECT_ROOT / "notebooks" / PARAMETERS_PAGE
@@ -104,7 +105,7 @@ def test_update_readme_writes_the_page_and_rewrites_only_the_readmes_blocks(tmp_
     notebooks.mkdir()
     write_notebook(notebooks / "01-tiny.ipynb", "alpha = 3  # how many\n")
     reports = tmp_path / "reports"
-    monkeypatch.setattr(readme_module, "blocks", lambda where: {"bench": "new table"} if where == reports else {})
+    monkeypatch.setattr(readme_module, "blocks", lambda where, left: {"bench": "new table"} if where == reports else {})
     readme = tmp_path / "README.md"
     start, end = markers("bench")
     readme.write_text(f"# Title\n\nBefore.\n\n{start}\nold table\n{end}\n\nAfter.\n")
@@ -121,6 +122,22 @@ def test_update_readme_writes_the_page_and_rewrites_only_the_readmes_blocks(tmp_
         update_readme(readme, reports=reports, notebooks=notebooks)
     assert (notebooks / "README.md").read_text() == "old page\n"
     assert readme.read_text() == "# A README without the block\n"
+
+
+def test_a_block_whose_metrics_were_made_by_older_code_is_left_as_it_is_and_said(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "03-beyond-the-seed.metrics.json").write_text('{"notebook": "03-beyond-the-seed"}')
+    start, end = markers("beyond")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{start}\nthe committed table\n{end}\n")
+    said = []
+    update_readme(readme, reports=reports, notebooks=tmp_path / "none", print_fn=said.append)
+    assert readme.read_text() == f"{start}\nthe committed table\n{end}\n"
+    assert len(said) == 1 and said[0].startswith("README beyond block left as it is: 03-beyond-the-seed metrics")
+    assert said[0].endswith("run `make report`")
+    with pytest.raises(MetricsError):  # asked for without a place to say what was left: an error
+        readme_module.blocks(reports)
 
 
 def test_without_notebooks_no_page_is_written(tmp_path):
