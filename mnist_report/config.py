@@ -29,14 +29,19 @@ class TrainConfig:
     architecture: str = "baseline"  # the original network; or "better": batch norm, more convolutions, augmentation
     threads: int = 1  # TensorFlow's intra- and inter-op threads for this run (its numbers depend on them)
     patience: int | None = None  # stop after this many epochs without a better validation accuracy; None: never
+    ema_momentum: float = 0.0  # 0: no weight averaging; else the momentum of an exponential moving average of the
+    # weights (Keras' optimizer ``use_ema``), which validation and the final network use
+    label_smoothing: float = 0.0  # share of each one-hot target spread evenly over the 10 classes
+    conv_width: int = 32  # the better network's filters in its first block (twice as many in its second)
+    cycles: int = 1  # the better network's cosine schedule restarts this many times; each cycle ends in a snapshot
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "seed", "dense_units", "threads"):
+        for name in ("epochs", "batch_size", "seed", "dense_units", "threads", "cycles", "conv_width"):
             _check_int(name, getattr(self, name))
         for name in ("n_train", "n_test", "patience"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name))
-        for name in ("learning_rate", "dropout", "validation_fraction"):
+        for name in ("learning_rate", "dropout", "validation_fraction", "ema_momentum", "label_smoothing"):
             _check_number(name, getattr(self, name))
         _require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
@@ -71,6 +76,17 @@ class TrainConfig:
             _require(self.patience >= 1, "patience", self.patience, "None or an integer >= 1")
             _require(self.validation_fraction > 0, "validation_fraction", self.validation_fraction,
                      "> 0 when patience is set (early stopping watches the validation accuracy)")
+        _require(0 <= self.ema_momentum < 1, "ema_momentum", self.ema_momentum, "0 (none) or a number in (0, 1)")
+        _require(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
+        _require(self.cycles >= 1 and self.epochs % self.cycles == 0, "cycles", self.cycles,
+                 f"an integer >= 1 that divides epochs ({self.epochs})")
+        _require(self.conv_width == 32 or (self.architecture == "better" and self.conv_width >= 1), "conv_width",
+                 self.conv_width, "32 for the baseline network (its layers are the experiment's); >= 1 for the better")
+        if self.cycles > 1:
+            _require(self.architecture == "better", "cycles", self.cycles,
+                     "1 for the baseline network (only the better network has a learning-rate schedule)")
+            # the average would mix the weights of one cycle's end into the next cycle's snapshot
+            _require(self.ema_momentum == 0, "cycles", self.cycles, "1 when ema_momentum is set")
         if self.n_test is not None:
             _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
 

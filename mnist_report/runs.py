@@ -112,6 +112,10 @@ class StoredRun:
     cached: bool  # read back from the cache rather than trained now
     resumed_at: int = 0  # epochs restored from the backup of a run killed earlier
     worker: str = ""  # the worker that trained it, if trained now
+    # (cycles, n_val, 10) and (cycles, n_test, 10): the network at the end of each cycle of its learning-rate
+    # schedule (``TrainConfig.cycles`` > 1), the last being the final network; empty otherwise
+    snapshot_val_proba: np.ndarray | None = None
+    snapshot_test_proba: np.ndarray | None = None
 
     @property
     def seed(self) -> int:
@@ -245,7 +249,8 @@ def _store(run_dir: Path, config: TrainConfig, key: str, result: dict) -> Stored
         tmp.write_bytes(result["model"])
     with atomic_path(run_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **{k: result[k] for k in ("y_val", "val_proba", "y_test", "test_proba")})
+            np.savez_compressed(f, **{k: result[k] for k in ("y_val", "val_proba", "y_test", "test_proba")},
+                                **result.get("snapshots", {}))
     write_json(run_dir / "run.json", {
         "key": key,
         "config": config.to_dict(),
@@ -278,10 +283,16 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
         raise ValueError("its run.json records another key or configuration")
     with np.load(run_dir / "predictions.npz") as z:
         arrays = {k: z[k] for k in ("y_val", "val_proba", "y_test", "test_proba")}
+        n_snapshots = config.cycles if config.cycles > 1 else 0
+        for split in ("val", "test"):
+            key = f"snapshot_{split}_proba"
+            arrays[key] = z[key] if n_snapshots else np.zeros((0, len(arrays[f"y_{split}"]), data.NUM_CLASSES))
     for split in ("val", "test"):
-        y, proba = arrays[f"y_{split}"], arrays[f"{split}_proba"]
+        y, proba, snaps = arrays[f"y_{split}"], arrays[f"{split}_proba"], arrays[f"snapshot_{split}_proba"]
         if proba.shape != (len(y), data.NUM_CLASSES):
             raise ValueError(f"{split} probabilities have shape {proba.shape} for {len(y)} labels")
+        if snaps.shape != (n_snapshots, len(y), data.NUM_CLASSES):
+            raise ValueError(f"{split} snapshots have shape {snaps.shape}; {n_snapshots} of {len(y)} images expected")
     if not (run_dir / "model.keras").is_file():
         raise ValueError("its model.keras is missing")
     return StoredRun(

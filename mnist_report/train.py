@@ -101,9 +101,10 @@ class Backup(keras.callbacks.Callback):
     it) likewise, so a kill mid-save leaves the previous epoch's state whole.
     """
 
-    def __init__(self, directory: str | Path, logger: EpochLogger, config: TrainConfig):
+    def __init__(self, directory: str | Path, logger: EpochLogger, config: TrainConfig,
+                 snapshots: Snapshots | None = None):  # fmt: skip
         super().__init__()
-        self.directory, self.logger, self.config = Path(directory), logger, config
+        self.directory, self.logger, self.config, self.snapshots = Path(directory), logger, config, snapshots
 
     @staticmethod
     def _other_variables(model: keras.Model) -> list:
@@ -127,6 +128,8 @@ class Backup(keras.callbacks.Callback):
                 v.assign(value)
             self.logger.history = {k: list(v) for k, v in state["history"].items()}
             self.logger.seconds = list(state["epoch_seconds"])
+            if self.snapshots is not None:
+                self.snapshots.restore(self.directory / "snapshots.npz", state.get("snapshots", 0))
             return int(state["epoch"])
         except Exception as e:  # damaged, or saved by other code: the caller starts afresh
             why = f"{type(e).__name__}: {e}"
@@ -138,14 +141,56 @@ class Backup(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, self.directory / name)
+        if self.snapshots is not None and self.snapshots.taken:
+            self.snapshots.save(self.directory / "snapshots.npz")
         write_json(self.directory / "state.json", {
             "epoch": epoch + 1, "weights": name, "config": self.config.to_dict(),
+            "snapshots": len(self.snapshots.taken) if self.snapshots is not None else 0,
             "other_variables": [v.numpy().tolist() for v in self._other_variables(self.model)],
             "history": self.logger.history, "epoch_seconds": self.logger.seconds,
         })  # fmt: skip
         for old in self.directory.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink()
+
+
+class Snapshots(keras.callbacks.Callback):
+    """The validation and test probabilities at the end of each cycle of the learning-rate schedule
+    (``config.cycles`` > 1): the members of a snapshot ensemble, from a single run.
+
+    Each snapshot is a list ``[val_proba, test_proba]``; ``Backup`` saves them with the training state.
+    """
+
+    def __init__(self, config: TrainConfig, splits: Splits):
+        super().__init__()
+        self.cycle = config.epochs // config.cycles
+        self.images = (splits.x_val, splits.x_test)
+        self.taken: list[list[np.ndarray]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.cycle == 0:
+            self.taken.append([_proba(self.model, x).astype(np.float32) for x in self.images])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``snapshot_val_proba`` and ``snapshot_test_proba``, each (snapshots, images, 10)."""
+        return {f"snapshot_{split}_proba": np.stack([t[i] for t in self.taken]) if self.taken
+                else np.zeros((0, len(x), 10), np.float32)
+                for i, (split, x) in enumerate(zip(("val", "test"), self.images, strict=True))}  # fmt: skip
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **self.arrays())
+
+    def restore(self, path: Path, count: int) -> None:
+        if not count:
+            self.taken = []
+            return
+        with np.load(path) as z:
+            val, test = z["snapshot_val_proba"], z["snapshot_test_proba"]
+        if len(val) < count:
+            raise ValueError(f"{path.name} holds {len(val)} snapshots, and the state names {count}")
+        self.taken = [[val[i], test[i]] for i in range(count)]
 
 
 class PatienceStop(keras.callbacks.Callback):
@@ -179,6 +224,7 @@ class Run:
     history: dict[str, list[float]]
     epoch_seconds: list[float] = field(default_factory=list)
     resumed_at: int = 0  # epochs restored from a backup rather than trained in this call
+    snapshots: dict[str, np.ndarray] = field(default_factory=dict)  # ``Snapshots.arrays()`` where cycles > 1
 
     @property
     def train_seconds(self) -> float:
@@ -223,21 +269,26 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
     """
     say = print_fn or (lambda line: None)
     logger = EpochLogger(config.epochs, say)
+    snapshots = Snapshots(config, splits) if config.cycles > 1 else None
+    callbacks = [*callbacks, *([snapshots] if snapshots else []), logger]  # snapshots first: the backup saves them
     start = 0
     if backup_dir is not None:
-        backup = Backup(backup_dir, logger, config)
+        backup = Backup(backup_dir, logger, config, snapshots)
         start = backup.restore(model)
         if start:
             say(f"resuming after epoch {start} of {config.epochs}, from the backup in {shown(Path(backup_dir))}")
-        callbacks = [*callbacks, logger, backup]
-    else:
-        callbacks = [*callbacks, logger]
+        callbacks = [*callbacks, backup]
     if config.patience is not None:
         callbacks = [*callbacks, PatienceStop(config.patience, logger)]  # after the logger: it reads the history
+    if config.ema_momentum > 0:  # validation scores the averaged weights (swapped in for it, then back)
+        callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=False), *callbacks]
     if config.architecture == "better":  # cosine decay of the learning rate, epoch by epoch, to 1% of it
-        callbacks = [keras.callbacks.LearningRateScheduler(cosine_schedule(config.learning_rate, config.epochs)),
-                     *callbacks]  # fmt: skip
-    if start < config.epochs and not PatienceStop.stopped(logger.history, config.patience):
+        schedule = cosine_schedule(config.learning_rate, config.epochs, cycles=config.cycles)
+        callbacks = [keras.callbacks.LearningRateScheduler(schedule), *callbacks]
+    if start >= config.epochs or PatienceStop.stopped(logger.history, config.patience):
+        # the backup holds a finished run: end as model.fit ends (with the averaged weights, if any)
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    else:
         validation = batches(splits.x_val, splits.y_val, config.batch_size) if len(splits.y_val) else None
         model.fit(
             batches(splits.x_train, splits.y_train, config.batch_size, config.seed, config.epochs, start),
@@ -250,14 +301,16 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
             callbacks=callbacks,
         )
     return Run(model=model, config=config, history=logger.history, epoch_seconds=logger.seconds,
-               resumed_at=start)  # fmt: skip
+               resumed_at=start, snapshots=snapshots.arrays() if snapshots else {})  # fmt: skip
 
 
-def cosine_schedule(learning_rate: float, epochs: int, floor: float = 0.01):
-    """Epoch -> learning rate: from ``learning_rate`` down to ``floor`` times it, along a half cosine."""
+def cosine_schedule(learning_rate: float, epochs: int, floor: float = 0.01, cycles: int = 1):
+    """Epoch -> learning rate: from ``learning_rate`` down to ``floor`` times it, along a half cosine;
+    with ``cycles`` > 1, that many times, each over ``epochs // cycles`` epochs (a warm restart each)."""
+    length = epochs // cycles
 
     def schedule(epoch: int, lr=None) -> float:
-        progress = epoch / max(1, epochs - 1)
+        progress = (epoch % length) / max(1, length - 1)
         return float(learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))))
 
     return schedule
@@ -386,6 +439,7 @@ def run_task(config: TrainConfig, data_fingerprint: str, backup_dir: str | None,
         "resumed_at": run.resumed_at,
         "y_val": splits.y_val, "val_proba": val_proba.astype(np.float32),
         "y_test": splits.y_test, "test_proba": _proba(run.model, splits.x_test).astype(np.float32),
+        "snapshots": run.snapshots,
         "model": model_bytes,
         "worker": f"{worker} ({socket.gethostname()})",
         "threads": tf.config.threading.get_intra_op_parallelism_threads(),

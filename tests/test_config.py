@@ -36,6 +36,13 @@ def test_defaults_are_the_seed_experiment():
         ({"threads": 1.5}, r"threads must be an integer; got 1.5"),
         ({"patience": 0}, r"patience must be None or an integer >= 1; got 0"),
         ({"patience": 2, "validation_fraction": 0.0}, r"validation_fraction must be > 0 when patience is set"),
+        ({"ema_momentum": 1.0}, r"ema_momentum must be 0 \(none\) or a number in \(0, 1\); got 1.0"),
+        ({"label_smoothing": -0.1}, r"label_smoothing must be a number in \[0, 1\)"),
+        ({"architecture": "better", "epochs": 20, "cycles": 3}, r"cycles must be an integer >= 1 that divides epochs \(20\)"),
+        ({"epochs": 20, "cycles": 4}, r"cycles must be 1 for the baseline network"),
+        ({"architecture": "better", "epochs": 20, "cycles": 4, "ema_momentum": 0.99}, r"cycles must be 1 when ema_momentum"),
+        ({"conv_width": 48}, r"conv_width must be 32 for the baseline network"),
+        ({"architecture": "better", "conv_width": 0}, r"conv_width must be 32 for the baseline network .*; >= 1"),
         ({"epoch": 3}, r"unknown parameter\(s\) epoch; the allowed parameters are epochs, batch_size"),
     ],
 )

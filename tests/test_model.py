@@ -18,8 +18,23 @@ def test_seed_architecture_exactly():
     assert model.layers[6].rate == 0.5
     trainable = sum(keras.ops.size(w) for w in model.trainable_weights)
     assert int(trainable) == BASELINE_PARAMS == 225_034
-    assert model.loss == "categorical_crossentropy"
-    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    assert model.loss.get_config()["label_smoothing"] == 0 and not model.loss.get_config()["from_logits"]
+    assert isinstance(model.optimizer, keras.optimizers.Adam) and not model.optimizer.use_ema
+
+
+def test_label_smoothing_and_weight_averaging_reach_the_loss_and_the_optimizer():
+    model = build_model(TrainConfig(architecture="better", label_smoothing=0.1, ema_momentum=0.999))
+    assert model.loss.get_config()["label_smoothing"] == 0.1
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.999
+
+
+def test_conv_width_sets_the_better_network_filters():
+    def filters(width):
+        return [layer.filters for layer in build_model(TrainConfig(architecture="better", conv_width=width)).layers
+                if hasattr(layer, "filters")]  # fmt: skip
+
+    assert filters(32) == [32, 32, 32, 64, 64, 64] and filters(48) == [48, 48, 48, 96, 96, 96]
 
 
 def test_architecture_table_sums_to_the_parameter_count():
@@ -59,6 +74,12 @@ def test_the_cosine_schedule_falls_from_the_rate_to_one_percent():
     rates = [schedule(e) for e in range(10)]
     assert rates[0] == 0.002 and abs(rates[-1] - 0.00002) < 1e-12
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_a_cyclic_schedule_restarts_the_cosine_each_cycle():
+    rates = [cosine_schedule(0.002, 12, cycles=3)(e) for e in range(12)]
+    one_cycle = [cosine_schedule(0.002, 4)(e) for e in range(4)]
+    assert rates == one_cycle * 3
 
 
 @pytest.mark.parametrize("architecture", ["baseline", "better"])

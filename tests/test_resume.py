@@ -86,3 +86,46 @@ def test_a_backup_made_under_another_configuration_is_refused(small_splits, tmp_
         again = train.train(other, small_splits, print_fn=None, backup_dir=tmp_path / "backup")
     fresh = train.train(other, small_splits, print_fn=None)
     assert again.resumed_at == 0 and again.history == fresh.history
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{"ema_momentum": 0.9}, {"cycles": 2, "label_smoothing": 0.1}],
+                         ids=["weight-average", "snapshots"])
+def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_one(small_splits, tmp_path, options):
+    """The optimizer's average of the weights, and the snapshots taken so far, are part of the backup; a backup
+    of a finished run ends with the averaged weights, as ``model.fit`` ends."""
+    config = TrainConfig(architecture="better", epochs=4, batch_size=64, seed=3, dense_units=32, **options)
+    whole = train.train(config, small_splits, print_fn=None)
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterSecondEpoch(train.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:  # the third epoch, before its backup (this callback comes first): resumed after two
+                raise Killed
+
+    train.set_determinism(config.seed)
+    with pytest.raises(Killed):
+        backup_dir = tmp_path / "backup"
+        model = train.build_model(config)
+        train.fit(model, small_splits, config, print_fn=None, backup_dir=backup_dir,
+                  callbacks=[KillAfterSecondEpoch()])  # fmt: skip
+    resumed = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)
+    finished = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)  # its backup: all 4 epochs
+    assert (resumed.resumed_at, finished.resumed_at) == (2, 4)
+    want = train.predict_proba(whole.model, small_splits.x_test)
+    for run in (resumed, finished):
+        assert run.history == whole.history
+        np.testing.assert_array_equal(train.predict_proba(run.model, small_splits.x_test), want)
+        assert run.snapshots.keys() == whole.snapshots.keys()
+        for k in whole.snapshots:
+            np.testing.assert_array_equal(run.snapshots[k], whole.snapshots[k])
+    if config.cycles > 1:
+        assert whole.snapshots["snapshot_test_proba"].shape == (2, len(small_splits.y_test), 10)
+        np.testing.assert_array_equal(whole.snapshots["snapshot_test_proba"][-1], want.astype(np.float32))
+        assert whole.history["learning_rate"][2] == whole.history["learning_rate"][0] == pytest.approx(config.learning_rate)
+    else:  # validation scored the average, and the final network is that average
+        assert not whole.snapshots
+        final = float(np.mean(train.predict_proba(whole.model, small_splits.x_val).argmax(1) == small_splits.y_val))
+        assert whole.history["val_accuracy"][-1] == pytest.approx(final, abs=1e-6)

@@ -39,6 +39,21 @@ def test_a_run_is_trained_once_then_read_back(raw, tmp_path, pool):
 
 
 @pytest.mark.slow
+def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, pool):
+    config = TrainConfig(architecture="better", epochs=2, cycles=2, n_train=300, n_test=100, validation_fraction=0.2,
+                         dense_units=16, seed=0)  # fmt: skip
+    (trained,) = runs.run_many([config], raw, tmp_path, pool, print_fn=None)
+    (cached,) = runs.run_many([config], raw, tmp_path, pool, print_fn=None)
+    assert not trained.cached and cached.cached
+    assert cached.snapshot_val_proba.shape == (2, 60, 10) and cached.snapshot_test_proba.shape == (2, 100, 10)
+    np.testing.assert_array_equal(cached.snapshot_test_proba, trained.snapshot_test_proba)
+    np.testing.assert_array_equal(cached.snapshot_test_proba[-1], cached.test_proba)  # the last is the final network
+    assert not np.array_equal(cached.snapshot_test_proba[0], cached.test_proba)
+    plain = runs.run_seed(TINY, raw, tmp_path, pool)
+    assert plain.snapshot_test_proba.shape == (0, 100, 10)
+
+
+@pytest.mark.slow
 def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, pool):
     config = TrainConfig(epochs=2, n_train=600, n_test=200)
     two = runs.run_seeds(config, [0, 1, 2], raw, tmp_path / "two", pool, print_fn=None)
