@@ -133,6 +133,11 @@ class StoredRun:
     def model_path(self) -> Path:
         return self.path / "model.keras"
 
+    @property
+    def snapshot_paths(self) -> list[Path]:
+        """The network at the end of each cycle (``TrainConfig.cycles`` > 1); the last is ``model_path``'s."""
+        return [self.path / f"snapshot-{i + 1}.keras" for i in range(len(self.snapshot_test_proba))]
+
 
 def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, executor: fanout.Executor) -> StoredRun:
     """Train ``config`` (with its own seed) and store the result, or read it back if already stored."""
@@ -247,10 +252,14 @@ def _store(run_dir: Path, config: TrainConfig, key: str, result: dict) -> Stored
     """Write what a worker returned into the cache (this process alone writes it) and read it back."""
     with atomic_path(run_dir / "model.keras") as tmp:
         tmp.write_bytes(result["model"])
+    snapshots = dict(result.get("snapshots", {}))
+    for i, blob in enumerate(snapshots.pop("snapshot_models", [])):
+        with atomic_path(run_dir / f"snapshot-{i + 1}.keras") as tmp:
+            tmp.write_bytes(blob)
     with atomic_path(run_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **{k: result[k] for k in ("y_val", "val_proba", "y_test", "test_proba")},
-                                **result.get("snapshots", {}))
+                                **snapshots)
     write_json(run_dir / "run.json", {
         "key": key,
         "config": config.to_dict(),
@@ -293,8 +302,9 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
             raise ValueError(f"{split} probabilities have shape {proba.shape} for {len(y)} labels")
         if snaps.shape != (n_snapshots, len(y), data.NUM_CLASSES):
             raise ValueError(f"{split} snapshots have shape {snaps.shape}; {n_snapshots} of {len(y)} images expected")
-    if not (run_dir / "model.keras").is_file():
-        raise ValueError("its model.keras is missing")
+    for path in (run_dir / "model.keras", *(run_dir / f"snapshot-{i + 1}.keras" for i in range(n_snapshots))):
+        if not path.is_file():
+            raise ValueError(f"its {path.name} is missing")
     return StoredRun(
         config=config,
         history=meta["history"],

@@ -129,7 +129,7 @@ class Backup(keras.callbacks.Callback):
             self.logger.history = {k: list(v) for k, v in state["history"].items()}
             self.logger.seconds = list(state["epoch_seconds"])
             if self.snapshots is not None:
-                self.snapshots.restore(self.directory / "snapshots.npz", state.get("snapshots", 0))
+                self.snapshots.restore(self.directory, state.get("snapshots", 0))
             return int(state["epoch"])
         except Exception as e:  # damaged, or saved by other code: the caller starts afresh
             why = f"{type(e).__name__}: {e}"
@@ -142,55 +142,73 @@ class Backup(keras.callbacks.Callback):
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, self.directory / name)
         if self.snapshots is not None and self.snapshots.taken:
-            self.snapshots.save(self.directory / "snapshots.npz")
+            self.snapshots.save(self.directory)
         write_json(self.directory / "state.json", {
             "epoch": epoch + 1, "weights": name, "config": self.config.to_dict(),
             "snapshots": len(self.snapshots.taken) if self.snapshots is not None else 0,
             "other_variables": [v.numpy().tolist() for v in self._other_variables(self.model)],
             "history": self.logger.history, "epoch_seconds": self.logger.seconds,
         })  # fmt: skip
-        for old in self.directory.glob("epoch-*.weights.h5"):
+        for old in self.directory.glob("epoch-*.weights.h5"):  # (snapshot-N.keras files stay: they are the snapshots)
             if old.name != name:
                 old.unlink()
 
 
 class Snapshots(keras.callbacks.Callback):
-    """The validation and test probabilities at the end of each cycle of the learning-rate schedule
-    (``config.cycles`` > 1): the members of a snapshot ensemble, from a single run.
+    """The network at the end of each cycle of the learning-rate schedule (``config.cycles`` > 1), the
+    members of a snapshot ensemble from a single run: its validation and test probabilities, and the
+    network itself (``.keras`` bytes), so that each member can be evaluated again on its own.
 
-    Each snapshot is a list ``[val_proba, test_proba]``; ``Backup`` saves them with the training state.
+    ``Backup`` saves them with the training state, so a resumed run keeps the snapshots taken before.
     """
 
     def __init__(self, config: TrainConfig, splits: Splits):
         super().__init__()
         self.cycle = config.epochs // config.cycles
         self.images = (splits.x_val, splits.x_test)
-        self.taken: list[list[np.ndarray]] = []
+        self.taken: list[tuple[np.ndarray, np.ndarray, bytes]] = []
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.cycle == 0:
-            self.taken.append([_proba(self.model, x).astype(np.float32) for x in self.images])
+            val, test = (_proba(self.model, x).astype(np.float32) for x in self.images)
+            self.taken.append((val, test, model_bytes(self.model)))
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """``snapshot_val_proba`` and ``snapshot_test_proba``, each (snapshots, images, 10)."""
-        return {f"snapshot_{split}_proba": np.stack([t[i] for t in self.taken]) if self.taken
-                else np.zeros((0, len(x), 10), np.float32)
-                for i, (split, x) in enumerate(zip(("val", "test"), self.images, strict=True))}  # fmt: skip
+    def arrays(self) -> dict:
+        """``snapshot_val_proba`` and ``snapshot_test_proba``, each (snapshots, images, 10), and
+        ``snapshot_models``, a list of ``.keras`` bytes."""
+        out = {f"snapshot_{split}_proba": np.stack([t[i] for t in self.taken]) if self.taken
+               else np.zeros((0, len(x), 10), np.float32)
+               for i, (split, x) in enumerate(zip(("val", "test"), self.images, strict=True))}  # fmt: skip
+        return {**out, "snapshot_models": [t[2] for t in self.taken]}
 
-    def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
+    def save(self, directory: Path) -> None:
+        for i, (_, _, blob) in enumerate(self.taken):
+            path = directory / f"snapshot-{i + 1}.keras"
+            if not path.is_file():
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(blob)
+        with atomic_path(directory / "snapshots.npz") as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, **self.arrays())
+                np.savez(f, **{k: v for k, v in self.arrays().items() if k != "snapshot_models"})
 
-    def restore(self, path: Path, count: int) -> None:
+    def restore(self, directory: Path, count: int) -> None:
+        self.taken = []
         if not count:
-            self.taken = []
             return
-        with np.load(path) as z:
+        with np.load(directory / "snapshots.npz") as z:
             val, test = z["snapshot_val_proba"], z["snapshot_test_proba"]
         if len(val) < count:
-            raise ValueError(f"{path.name} holds {len(val)} snapshots, and the state names {count}")
-        self.taken = [[val[i], test[i]] for i in range(count)]
+            raise ValueError(f"snapshots.npz holds {len(val)} snapshots, and the state names {count}")
+        self.taken = [(val[i], test[i], (directory / f"snapshot-{i + 1}.keras").read_bytes()) for i in range(count)]
+
+
+def model_bytes(model: keras.Model) -> bytes:
+    """``model`` as the bytes of a ``.keras`` file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model.keras")
+        return (Path(tmp) / "model.keras").read_bytes()
 
 
 class PatienceStop(keras.callbacks.Callback):
@@ -224,7 +242,7 @@ class Run:
     history: dict[str, list[float]]
     epoch_seconds: list[float] = field(default_factory=list)
     resumed_at: int = 0  # epochs restored from a backup rather than trained in this call
-    snapshots: dict[str, np.ndarray] = field(default_factory=dict)  # ``Snapshots.arrays()`` where cycles > 1
+    snapshots: dict = field(default_factory=dict)  # ``Snapshots.arrays()`` where cycles > 1
 
     @property
     def train_seconds(self) -> float:
@@ -412,7 +430,6 @@ def run_task(config: TrainConfig, data_fingerprint: str, backup_dir: str | None,
     (so the workers need no shared filesystem): probabilities, history, timings and the model's bytes.
     ``test=False``: the test images are not looked at (no test probabilities)."""
     import socket
-    import tempfile
 
     from mnist_report import data
 
@@ -422,9 +439,6 @@ def run_task(config: TrainConfig, data_fingerprint: str, backup_dir: str | None,
         splits = dataclasses.replace(splits, x_test=splits.x_test[:0], y_test=splits.y_test[:0])
     run = train(config, splits, print_fn=None, backup_dir=backup_dir)
     val_proba = _proba(run.model, splits.x_val)
-    with tempfile.TemporaryDirectory() as tmp:
-        run.model.save(Path(tmp) / "model.keras")
-        model_bytes = (Path(tmp) / "model.keras").read_bytes()
     try:
         from distributed import get_worker
 
@@ -440,7 +454,7 @@ def run_task(config: TrainConfig, data_fingerprint: str, backup_dir: str | None,
         "y_val": splits.y_val, "val_proba": val_proba.astype(np.float32),
         "y_test": splits.y_test, "test_proba": _proba(run.model, splits.x_test).astype(np.float32),
         "snapshots": run.snapshots,
-        "model": model_bytes,
+        "model": model_bytes(run.model),
         "worker": f"{worker} ({socket.gethostname()})",
         "threads": tf.config.threading.get_intra_op_parallelism_threads(),
     }  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_report import fanout, runs
+from mnist_report import data, fanout, runs
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
 
@@ -49,6 +49,11 @@ def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, p
     np.testing.assert_array_equal(cached.snapshot_test_proba, trained.snapshot_test_proba)
     np.testing.assert_array_equal(cached.snapshot_test_proba[-1], cached.test_proba)  # the last is the final network
     assert not np.array_equal(cached.snapshot_test_proba[0], cached.test_proba)
+    from mnist_report.train import load_model, predict_proba
+
+    x_test = data.normalise(raw.x_test[:100])
+    for path, proba in zip(cached.snapshot_paths, cached.snapshot_test_proba, strict=True):  # each member, saved
+        np.testing.assert_allclose(predict_proba(load_model(path), x_test), proba, atol=1e-6)
     plain = runs.run_seed(TINY, raw, tmp_path, pool)
     assert plain.snapshot_test_proba.shape == (0, 100, 10)
 
