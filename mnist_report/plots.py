@@ -293,3 +293,28 @@ def tuning_results(trials: list[dict], seed_value: float | None = None) -> Figur
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def candidate_scores(rows: list[dict], chosen: str) -> Figure:
+    """Each candidate recipe's validation accuracy: one dot per seed, a bar at the mean, and the same
+    with test-time augmentation (open markers); the chosen candidate's name in bold."""
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.6))
+    for y, r in enumerate(rows):
+        plain, tta = np.asarray(r["val_accuracy"]) * 100, np.asarray(r["tta_val_accuracy"]) * 100
+        ax.scatter(plain, [y - 0.1] * len(plain), color="steelblue", s=30, zorder=3,
+                   label="one seed" if y == 0 else None)  # fmt: skip
+        ax.scatter(tta, [y + 0.1] * len(tta), facecolors="none", edgecolors="seagreen", s=30, zorder=3,
+                   label="one seed, test-time augmentation" if y == 0 else None)  # fmt: skip
+        ax.plot([plain.mean()] * 2, [y - 0.3, y + 0.05], color="steelblue", lw=2, label="mean" if y == 0 else None)
+        ax.plot([tta.mean()] * 2, [y - 0.05, y + 0.3], color="seagreen", lw=2, ls=":",
+                label="mean, test-time augmentation" if y == 0 else None)  # fmt: skip
+    ax.set_yticks(range(len(rows)), [r["candidate"] for r in rows])
+    for label, r in zip(ax.get_yticklabels(), rows, strict=True):
+        label.set_fontweight("bold" if r["candidate"] == chosen else "normal")
+    ax.invert_yaxis()
+    ax.set_xlabel("validation accuracy (%)")
+    ax.set_title("Candidate recipes, scored on the validation split only (chosen: bold)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

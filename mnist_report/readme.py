@@ -98,9 +98,10 @@ def study_table(metrics: dict) -> str:
 
 
 def beyond_table(metrics: dict) -> str:
-    """A Markdown table of the tuning study, the better network, its ensemble and McNemar's test."""
-    sel, tuned, better, mc = (metrics["search"]["selected"], metrics["tuned"], metrics["better"], metrics["mcnemar"])
-    s = better["summary"]
+    """A Markdown table of the tuning study, the recipe chosen on validation, the final networks, their
+    ensembles and McNemar's test."""
+    sel, tuned, final, mc = (metrics["search"]["selected"], metrics["tuned"], metrics["final"], metrics["mcnemar"])
+    s, choice, snap = final["summary"], metrics["candidates"]["choice"], metrics["snapshot"]
     trials = metrics["search"]["trials"]
     rows = [
         ("Search", f"{len(trials)} trials (KerasTuner random search, at most {metrics['search']['max_epochs']} "
@@ -110,15 +111,21 @@ def beyond_table(metrics: dict) -> str:
                      f"{trials[0]['val_accuracy']:.2%})"),
         ("Tuned baseline network, test", f"{tuned['test']['accuracy']:.2%} (one run, trained on the full "
                                          "training set)"),
-        ("Better network, test", f"{s['mean']:.2%} +- {s['std']:.2%} over {s['n_runs']} seeds "
-                                 f"({better['config']['epochs']} epochs, {metrics['precision']})"),
-        ("Ensemble of those runs", f"{better['ensemble']['accuracy']:.2%}"),
-        ("McNemar, baseline vs better network (seed 0)", f"{mc['a_only']} vs {mc['b_only']} images right for "
-                                                         f"one only; exact p = {mc['p_value']:.2g}"),
+        ("Recipe chosen on validation", f"{choice['candidate']} ({choice['mean']:.2%} mean validation accuracy; "
+                                        f"{len(metrics['candidates']['rows'])} candidates); test-time augmentation "
+                                        f"{'kept' if choice['tta'] else 'left out'}"),
+        ("Final network, test", f"{s['mean']:.2%} +- {s['std']:.2%} over {s['n_runs']} seeds "
+                                f"({final['config']['epochs']} epochs on all training images, {metrics['precision']})"),
+        ("Ensemble of those runs", f"{final['ensemble']['accuracy']:.2%}"),
+        ("Snapshot ensemble (one run)", f"{snap['ensemble_accuracy']:.2%} ({len(snap['snapshot_accuracies'])} "
+                                        "snapshots)"),
+        ("McNemar, baseline vs final network (seed 0)", f"{mc['a_only']} vs {mc['b_only']} images right for "
+                                                        f"one only; exact p = {mc['p_value']:.2g}"),
         ("McNemar, the two ensembles", f"{metrics['mcnemar_ensembles']['a_only']} vs "
                                        f"{metrics['mcnemar_ensembles']['b_only']}; exact p = "
                                        f"{metrics['mcnemar_ensembles']['p_value']:.2g}"),
-        ("Slowest better-network run", f"{max(better['train_seconds']) / 60:.1f} min of training"),
+        ("Notebook time", f"{metrics['time']['seconds'] / 60:.0f} min ({metrics['time']['cached']} of "
+                          f"{metrics['time']['runs']} runs from the cache)"),
     ]  # fmt: skip
     lines = ["| | beyond the seed |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]

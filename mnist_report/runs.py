@@ -294,8 +294,8 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
         arrays = {k: z[k] for k in ("y_val", "val_proba", "y_test", "test_proba")}
         n_snapshots = config.cycles if config.cycles > 1 else 0
         for split in ("val", "test"):
-            key = f"snapshot_{split}_proba"
-            arrays[key] = z[key] if n_snapshots else np.zeros((0, len(arrays[f"y_{split}"]), data.NUM_CLASSES))
+            name = f"snapshot_{split}_proba"
+            arrays[name] = z[name] if n_snapshots else np.zeros((0, len(arrays[f"y_{split}"]), data.NUM_CLASSES))
     for split in ("val", "test"):
         y, proba, snaps = arrays[f"y_{split}"], arrays[f"{split}_proba"], arrays[f"snapshot_{split}_proba"]
         if proba.shape != (len(y), data.NUM_CLASSES):
@@ -318,11 +318,13 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
 
 
 def export(run: StoredRun, run_dir: str | Path) -> Path:
-    """Copy a run's model beside its ``config.json`` and ``history.json`` into ``run_dir`` (the report's
-    ``runs/`` folder), each written atomically; the config is the one the model was trained with."""
+    """Copy a run's model (and a cyclic run's snapshots) beside its ``config.json`` and ``history.json`` into
+    ``run_dir`` (the report's ``runs/`` folder), each written atomically; the config is the one the model was
+    trained with."""
     run_dir = from_root(run_dir)
-    with atomic_path(run_dir / "model.keras") as tmp:
-        shutil.copyfile(run.model_path, tmp)
+    for path in (run.model_path, *run.snapshot_paths):  # a cyclic run's snapshots too
+        with atomic_path(run_dir / path.name) as tmp:
+            shutil.copyfile(path, tmp)
     write_json(run_dir / "config.json", run.config.to_dict())
     write_json(run_dir / "history.json", {"history": run.history, "train_seconds": run.train_seconds})
     return run_dir

@@ -145,27 +145,47 @@ STUDY = obj({
     }),
 })  # fmt: skip
 
+CANDIDATE_ROW = obj({  # recipe.candidate_table()
+    "candidate": TEXT, "seeds": array(INT) | {"minItems": 2}, "val_accuracy": array(SHARE), "mean": SHARE,
+    "spread": SHARE, "tta_val_accuracy": array(SHARE), "tta_mean": SHARE,
+})  # fmt: skip
 BEYOND = obj({
     **_common("03-beyond-the-seed"),
     "precision": TEXT,
     "search": obj({
         "max_trials": COUNT, "max_epochs": COUNT, "seconds": SECONDS,
         "space": {"type": "object", "additionalProperties": array(NUMBER)},
-        "trials": array(obj({"val_accuracy": SHARE, "best_epoch": COUNT, "trial": COUNT}, closed=False))
-        | {"minItems": 1},
+        "trials": array(obj({"val_accuracy": SHARE, "best_epoch": COUNT, "trial": COUNT, "cached": BOOL},
+                            closed=False)) | {"minItems": 1},
         "selected": config(),
     }),
     "tuned": obj({"test": EVALUATION, "train_seconds": SECONDS, "model_path": TEXT}),
-    "better": obj({"config": config(without=("seed",)), "seeds": array(INT) | {"minItems": 2},
-                   "accuracies": array(SHARE), "train_seconds": array(SECONDS) | {"minItems": 2},
-                   "summary": SUMMARY, "cache_key": TEXT, "ensemble": EVALUATION}),
+    "candidates": obj({
+        "base_config": config(without=("seed",)),
+        "options": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "object"}},
+        "rows": array(CANDIDATE_ROW) | {"minItems": 1},
+        "choice": obj({"candidate": TEXT, "mean": SHARE, "tta": BOOL, "tta_mean": SHARE, "base": TEXT,
+                       "base_mean": SHARE, "text": TEXT}),
+        "n_val": COUNT,
+        "train_seconds": {"type": "object", "additionalProperties": array(SECONDS)},
+    }),
+    "final": obj({"config": config(without=("seed",)), "seeds": array(INT) | {"minItems": 2}, "tta": BOOL,
+                  "accuracies": array(SHARE), "accuracies_as_trained": array(SHARE),
+                  "train_seconds": array(SECONDS) | {"minItems": 2}, "summary": SUMMARY, "cache_key": TEXT,
+                  "ensemble": EVALUATION, "model_paths": array(TEXT)}),
+    "snapshot": obj({"config": config(), "snapshot_accuracies": array(SHARE) | {"minItems": 2},
+                     "ensemble_accuracy": SHARE, "train_seconds": SECONDS, "model_paths": array(TEXT), "text": TEXT}),
+    "earlier_better": obj({"seeds": array(INT), "accuracies": array(SHARE), "cache_key": TEXT}),
     "baseline": obj({"seeds": array(INT), "accuracies": array(SHARE), "cache_key": TEXT}),
-    "mcnemar": MCNEMAR, "mcnemar_by_seed": array(MCNEMAR), "mcnemar_ensembles": MCNEMAR,
+    "mcnemar": MCNEMAR, "mcnemar_by_seed": array(MCNEMAR), "mcnemar_earlier_better": array(MCNEMAR),
+    "mcnemar_ensembles": MCNEMAR,
     "label_errors": obj({
         "source": TEXT, "listed": COUNT, "better_runs": COUNT, "better_mean_where_labels_stand": SHARE, "text": TEXT,
         "networks": {"type": "object", "minProperties": 1, "additionalProperties": obj(
             {**WHERE_LABELS_STAND, "accuracy_all": SHARE, "n_errors_all": COUNT})},
     }),
+    "decisions": array(obj({"step": COUNT, "decided": TEXT, "evidence": TEXT, "test_set": BOOL})) | {"minItems": 1},
+    "time": obj({"seconds": SECONDS, "runs": COUNT, "cached": COUNT, "text": TEXT}),
 })  # fmt: skip
 
 SCHEMAS = {"01-seed-reproduction": REPRODUCTION, "02-multi-seed-study": STUDY, "03-beyond-the-seed": BEYOND}

@@ -81,8 +81,8 @@ def search(
 ) -> list[dict]:
     """Run (or read back) the search; every trial, best validation accuracy first.
 
-    Each row: the hyperparameters, the validation accuracy at the best epoch, that epoch, and the
-    trial's number in the order the oracle drew it.
+    Each row: the hyperparameters, the validation accuracy at the best epoch, that epoch, the
+    trial's number in the order the oracle drew it, and whether it was read from the cache.
     """
     if base.validation_fraction <= 0:
         raise ValueError("the search selects on a validation split: validation_fraction must be > 0")
@@ -99,7 +99,7 @@ def search(
                 f"{row['val_accuracy']:.4f} after epoch {row['best_epoch']} ({hp})")  # fmt: skip
 
     trials = runs.run_many(configs, raw, cache_root, executor, print_fn, describe, test=False)
-    rows = [{**_row(run), "trial": number[run.config]} for run in trials]
+    rows = [{**_row(run), "trial": number[run.config], "cached": run.cached} for run in trials]
     return sorted(rows, key=lambda r: (-r["val_accuracy"], r["trial"]))
 
 

@@ -8,9 +8,10 @@ module is outside the run cache's key).
 
 from __future__ import annotations
 
-MEAN_GOAL = 0.9965  # the better network's mean test accuracy over seeds, at least
+MEAN_GOAL = 0.9970  # the final network's mean test accuracy over seeds, at least
+MEAN_FLOOR = 0.9965  # ... and never below this
 ENSEMBLE_GOAL = 0.9975  # the ensemble of its runs, at least
-RUN_SECONDS_GOAL = 600  # each run of the better network at most 10 minutes on the report's machine
+NOTEBOOK_SECONDS_GOAL = 3600  # notebook 03 from an empty cache, on the report's 2-core machine
 
 
 def _pair_names(pairs) -> str:
@@ -158,23 +159,65 @@ def mcnemar(m: dict) -> str:
     )
 
 
-def better_goals(summary: dict, ensemble_accuracy: float, n_runs: int, run_seconds=(), precision: str = "",
-                 mean_goal: float = MEAN_GOAL, ensemble_goal: float = ENSEMBLE_GOAL) -> str:  # fmt: skip
-    """Whether the better network meets its goals (accuracy, ensemble, time per run), with the numbers."""
+def final_goals(summary: dict, ensemble_accuracy: float, n_runs: int, mean_goal: float = MEAN_GOAL,
+                mean_floor: float = MEAN_FLOOR, ensemble_goal: float = ENSEMBLE_GOAL) -> str:  # fmt: skip
+    """Whether the final network and its ensemble meet their goals, with the numbers."""
     s = summary
-    timing = ""
-    if len(run_seconds):
-        slowest = max(run_seconds)
-        timing = (f" The slowest run took {slowest / 60:.1f} minutes of training on this machine ({precision}); "
-                  f"the limit of {RUN_SECONDS_GOAL / 60:.0f} minutes per run is "
-                  f"**{'met' if slowest <= RUN_SECONDS_GOAL else 'not met'}**.")  # fmt: skip
+    mean = s["mean"]
+    single = "met" if mean >= mean_goal else (f"not met (the floor of {mean_floor:.2%} is met)" if mean >= mean_floor
+                                               else f"not met, nor is the floor of {mean_floor:.2%}")  # fmt: skip
     return (
-        f"**Better network.** Over {n_runs} seeds: {s['mean']:.2%} +- {s['std']:.2%} (mean +- std; "
+        f"**Final network.** Over {n_runs} seeds: {mean:.2%} +- {s['std']:.2%} (mean +- std; "
         f"{s['level']:.0%} interval of the mean {s['ci_low']:.2%} to {s['ci_high']:.2%}). "
-        f"The goal of a mean of at least {mean_goal:.2%} is **{'met' if s['mean'] >= mean_goal else 'not met'}**. "
+        f"The goal of a mean of at least {mean_goal:.2%} is **{single}**. "
         f"The ensemble (mean of the {n_runs} runs' probabilities) scores {ensemble_accuracy:.2%}; the goal of "
-        f"{ensemble_goal:.2%} is **{'met' if ensemble_accuracy >= ensemble_goal else 'not met'}**." + timing
+        f"{ensemble_goal:.2%} is **{'met' if ensemble_accuracy >= ensemble_goal else 'not met'}**."
     )
+
+
+def recipe_choice(choice: dict, rows: list[dict], n_val: int) -> str:
+    """The recipe chosen on validation, the rule that chose it, and how large the differences were against the noise."""
+    spread = max(r["spread"] for r in rows)
+    n_seeds = len(rows[0]["seeds"])
+    chosen = (f"**{choice['candidate']}**, the base recipe itself" if choice["candidate"] == choice["base"]
+              else f"**{choice['candidate']}**")  # fmt: skip
+    gain = (choice["mean"] - choice["base_mean"]) * 100
+    tta = (f"Test-time augmentation ({'raises' if choice['tta'] else 'does not raise'} its mean from "
+           f"{choice['mean']:.2%} to {choice['tta_mean']:.2%}) is **{'kept' if choice['tta'] else 'left out'}**.")
+    return (
+        f"The rule, fixed before any run: the candidate with the highest mean validation accuracy over its "
+        f"{n_seeds} seeds, and test-time augmentation only if it raises that mean. Chosen: {chosen}, at "
+        f"{choice['mean']:.2%} on the {n_val:,} validation images ({gain:+.2f} points against "
+        f"{choice['base']!s}). {tta} One validation image is {100 / n_val:.3f} points, and the seeds of one "
+        f"candidate differ by up to {spread * 100:.2f} points, so differences of that size between candidates "
+        "can be chance: the ranking is evidence, not proof."
+    )
+
+
+def snapshot_alternative(seed_ensemble: float, n_runs: int, snapshot_ensemble: float, n_snapshots: int,
+                         last_snapshot: float) -> str:  # fmt: skip
+    """The snapshot ensemble of one run against the ensemble of seeds, at their costs."""
+    diff = (snapshot_ensemble - seed_ensemble) * 100
+    return (
+        f"**The cheap alternative.** One run whose learning rate restarts {n_snapshots} times, its {n_snapshots} "
+        f"snapshots averaged: {snapshot_ensemble:.2%} (its last snapshot alone: {last_snapshot:.2%}), for the "
+        f"training time of one run. The ensemble of {n_runs} seeds, {n_runs} runs' training: {seed_ensemble:.2%} "
+        f"({diff:+.2f} points for the snapshots)."
+    )
+
+
+def notebook_time(seconds: float, n_runs: int, n_cached: int, full_size: bool = True,
+                  goal: float = NOTEBOOK_SECONDS_GOAL) -> str:  # fmt: skip
+    """The notebook's own execution time, and whether it can be held to the goal: only at full size
+    (all the images) and from an empty cache."""
+    took = (f"This execution took {seconds / 60:.1f} minutes for its {n_runs} runs, {n_cached} of them read from "
+            "the cache.")  # fmt: skip
+    if not full_size or n_cached:
+        why = "on a subset of the images" if not full_size else "with runs read from the cache"
+        return (f"{took} The goal of {goal / 60:.0f} minutes is for the full-size notebook from an empty cache; "
+                f"this execution ran {why}, so it is not judged here.")  # fmt: skip
+    verdict = "met" if seconds <= goal else "not met"
+    return f"{took} The goal of {goal / 60:.0f} minutes from an empty cache is **{verdict}**."
 
 
 def label_noise_across_seeds(noise: dict, summary: dict, n_core: int, min_runs: int) -> str:

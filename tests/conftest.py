@@ -85,8 +85,10 @@ SMALL = {
     "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 1000,  # 947: a label error
                             "compare_precision": "mixed_bfloat16"},
 }
-SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "better_epochs": 1, "n_train": 1000,
-                               "n_test": 500, "precision": "float32"}
+SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "better_epochs": 2, "snapshot_cycles": 2,
+                               "candidates": {"base": {}, "average and smoothing": {"ema_momentum": 0.9,
+                                                                                     "label_smoothing": 0.1}},
+                               "n_train": 1000, "n_test": 500, "precision": "float32"}
 # where each notebook writes what is not the report (models, cached runs, the search): under work/
 WORK_DIRS = {
     "01-seed-reproduction": ["cache_dir", "run_dir"],

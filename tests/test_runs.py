@@ -45,6 +45,7 @@ def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, p
     (trained,) = runs.run_many([config], raw, tmp_path, pool, print_fn=None)
     (cached,) = runs.run_many([config], raw, tmp_path, pool, print_fn=None)
     assert not trained.cached and cached.cached
+    assert trained.key == cached.key == runs.cache_key(config, raw) and cached.path.parent.name == cached.key
     assert cached.snapshot_val_proba.shape == (2, 60, 10) and cached.snapshot_test_proba.shape == (2, 100, 10)
     np.testing.assert_array_equal(cached.snapshot_test_proba, trained.snapshot_test_proba)
     np.testing.assert_array_equal(cached.snapshot_test_proba[-1], cached.test_proba)  # the last is the final network

@@ -23,9 +23,9 @@ def test_the_schemas_cover_every_notebook():
 
 def _reproduction() -> dict:
     """A small but complete notebook-01 metrics structure."""
-    cfg = {"epochs": 1, "batch_size": 32, "learning_rate": 0.001, "dropout": 0.5, "validation_fraction": 0.1,
-           "n_train": 100, "n_test": None, "seed": 1, "precision": "float32", "dense_units": 128,
-           "architecture": "baseline", "threads": 1, "patience": None}
+    from mnist_report.config import TrainConfig
+
+    cfg = TrainConfig(epochs=1, batch_size=32, n_train=100, seed=1).to_dict()
     evaluation = {"accuracy": 0.9, "loss": 0.3, "n": 10, "n_errors": 1, "confusion_matrix": [[1] * 10] * 10,
                   "per_class": [{"digit": d, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1, "errors": 0}
                                 for d in range(10)],

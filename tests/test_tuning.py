@@ -36,7 +36,8 @@ def test_a_tiny_search_reports_trials_best_first_and_resumes(raw, tmp_path, pool
     # a second call reads the finished trials back, training nothing
     again = tuning.search(BASE, raw, max_trials=2, max_epochs=1, cache_root=tmp_path, executor=pool,
                           print_fn=lines.append)  # fmt: skip
-    assert again == rows and "2 of them cached" in lines[3]
+    assert not any(r["cached"] for r in rows) and all(r["cached"] for r in again)
+    assert [{**r, "cached": True} for r in rows] == again and "2 of them cached" in lines[3]
 
 
 def test_the_search_needs_a_validation_split(raw, tmp_path):

@@ -101,10 +101,30 @@ def test_mcnemar_sentence():
 
 def test_goals_say_whether_each_is_met():
     s = study.accuracy_summary([0.9966, 0.9968, 0.9970], n_test=10000)
-    text = verdicts.better_goals(s, 0.9974, 3)
-    assert "99.68%" in text and "at least 99.65% is **met**" in text and "99.75% is **not met**" in text
-    timed = verdicts.better_goals(s, 0.9976, 3, run_seconds=[400, 650, 500], precision="float32")
-    assert "slowest run took 10.8 minutes" in timed and timed.endswith("per run is **not met**.")
+    text = verdicts.final_goals(s, 0.9974, 3)
+    assert "99.68%" in text and "99.70% is **not met (the floor of 99.65% is met)**" in text
+    assert "99.75% is **not met**" in text
+    high = verdicts.final_goals(study.accuracy_summary([0.9971, 0.9973], 10000), 0.9976, 2)
+    assert "99.70% is **met**" in high and "99.75% is **met**" in high
+    low = verdicts.final_goals(study.accuracy_summary([0.9960, 0.9962], 10000), 0.9970, 2)
+    assert "nor is the floor of 99.65%" in low
+
+
+def test_the_recipe_choice_names_the_rule_the_winner_and_the_noise():
+    rows = [{"candidate": "base", "seeds": [0, 1], "mean": 0.9950, "spread": 0.0010, "tta_mean": 0.9948},
+            {"candidate": "EMA", "seeds": [0, 1], "mean": 0.9955, "spread": 0.0005, "tta_mean": 0.9960}]
+    choice = {"candidate": "EMA", "mean": 0.9955, "tta": True, "tta_mean": 0.9960, "base": "base", "base_mean": 0.9950}
+    text = verdicts.recipe_choice(choice, rows, 6000)
+    assert "Chosen: **EMA**, at 99.55% on the 6,000 validation images (+0.05 points against base)" in text
+    assert "raises its mean from 99.55% to 99.60%) is **kept**" in text
+    assert "One validation image is 0.017 points" in text and "differ by up to 0.10 points" in text
+
+
+def test_the_time_goal_is_judged_only_from_an_empty_cache():
+    assert verdicts.notebook_time(3000, 10, 0).endswith("is **met**.")
+    assert verdicts.notebook_time(4000, 10, 0).endswith("is **not met**.")
+    assert "with runs read from the cache, so it is not judged here" in verdicts.notebook_time(100, 10, 3)
+    assert "on a subset of the images" in verdicts.notebook_time(100, 10, 0, full_size=False)
 
 
 def test_parameter_count_and_hard_core():
