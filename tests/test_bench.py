@@ -161,7 +161,8 @@ def test_targets_are_judged_from_the_numbers():
 def test_bench_smoke_tiny(tmp_path, capsys):
     impls = ["keras-float32"] + (["torch"] if importlib.util.find_spec("torch") else [])
     out = tmp_path / "bench.json"
-    args = ["--impls", ",".join(impls), "--epochs", "2", "--n-train", "256", "--n-test", "128", "--out", str(out)]
+    args = ["--impls", ",".join(impls), "--epochs", "2", "--n-train", "256", "--n-test", "128", "--out", str(out),
+            "--throughput-runs", "2", "--throughput-epochs", "1"]  # fmt: skip
     assert bench.main(args) == 0
     text = capsys.readouterr().out
     assert "| keras-float32 |" in text and "TF float32 matmul" in text
@@ -169,6 +170,9 @@ def test_bench_smoke_tiny(tmp_path, capsys):
     r = report["results"]["keras-float32"]
     assert len(r["epoch_seconds"]) == 2 and r["train_images_per_second"] > 0 and r["peak_memory_mb"] > 50
     assert report["setup"]["n_train"] == 256
+    t = report["throughput"]
+    assert set(t["settings"]) == {"1 worker", "default"} and (t["epochs"], t["n_train"]) == (1, 256)
+    assert all(s["runs"] == 2 and s["runs_per_hour"] > 0 for s in t["settings"].values())
     assert r["peak"] == "tf-float32" and "tensorflow" in r["frameworks_loaded"]
     assert set(report["peaks"]) == {bench.PEAK_OF[impl] for impl in impls} | {"numpy-float32"}
     for p in report["peaks"].values():

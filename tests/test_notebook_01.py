@@ -81,5 +81,5 @@ def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(ex
 
 
 @pytest.mark.slow
-def test_nbval_reruns_it_to_the_same_outputs(executed):  # last: it removes the cached runs
+def test_nbval_reruns_it_to_the_same_outputs(executed):  # last: it writes the outputs again
     checks.nbval_reruns_to_the_same_outputs(*executed(NAME))

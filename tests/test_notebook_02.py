@@ -51,5 +51,5 @@ def test_it_stores_what_its_interval_is_computed_from(executed):
 
 
 @pytest.mark.slow
-def test_nbval_reruns_it_to_the_same_outputs(executed):  # last: it removes the cached runs
+def test_nbval_reruns_it_to_the_same_outputs(executed):  # last: it writes the outputs again
     checks.nbval_reruns_to_the_same_outputs(*executed(NAME))

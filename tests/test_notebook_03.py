@@ -82,5 +82,5 @@ def test_its_numbers_come_from_its_saved_networks(executed):
 
 
 @pytest.mark.slow
-def test_nbval_reruns_it_to_the_same_outputs(executed):  # last: it removes the cached runs
+def test_nbval_reruns_it_to_the_same_outputs(executed):  # last: it writes the outputs again
     checks.nbval_reruns_to_the_same_outputs(*executed(NAME))
