@@ -246,6 +246,6 @@ def label_noise_remaining(noise: dict) -> str:
              for name, r in rows.items()]  # fmt: skip
     return (
         f"{noise['listed']} test images have labels that reviewers rejected; there the network may be right and the "
-        f"label wrong. " + "; ".join(parts) + f". Over its {noise['better_runs']} seeds the better network averages "
+        f"label wrong. " + "; ".join(parts) + f". Over its {noise['better_runs']} seeds the final network averages "
         f"{noise['better_mean_where_labels_stand']:.2%} on the images whose labels stand."
     )

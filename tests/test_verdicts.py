@@ -150,4 +150,4 @@ def test_label_noise_sentences():
     remaining = verdicts.label_noise_remaining({"listed": 15, "networks": {"ensemble": row}, "better_runs": 5,
                                                 "better_mean_where_labels_stand": 0.9968})  # fmt: skip
     assert "ensemble: 12 of its 41 errors are on them, and it scores 99.71% on the 9,985 images" in remaining
-    assert remaining.endswith("Over its 5 seeds the better network averages 99.68% on the images whose labels stand.")
+    assert remaining.endswith("Over its 5 seeds the final network averages 99.68% on the images whose labels stand.")
