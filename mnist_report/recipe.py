@@ -21,6 +21,9 @@ from mnist_report.config import TrainConfig
 
 # The views TTA averages: the image itself and the image moved by one pixel up, down, left and right.
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+# The options a candidate may not change: each candidate is scored on the same images, and the final
+# networks (trained on all images, without a validation split) and the snapshot run are built from it.
+FIXED = ("seed", "validation_fraction", "n_train", "n_test", "patience", "cycles")
 
 
 def candidate_configs(base: TrainConfig, candidates: dict[str, dict],
@@ -31,13 +34,21 @@ def candidate_configs(base: TrainConfig, candidates: dict[str, dict],
     """
     if not candidates:
         raise ValueError("candidates is empty: name at least one (an empty dict of options is the base recipe)")
+    if base.validation_fraction <= 0:
+        raise ValueError("the candidates are scored on a validation split: validation_fraction must be > 0")
+    first, options = next(iter(candidates.items()))
+    if options:
+        raise ValueError(f"the first candidate is the base recipe, with no options (the others are compared with it); "
+                         f"{first!r} has {options}")
     seeds = list(seeds)
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"candidates need at least 2 distinct seeds each, to show the spread; got {seeds}")
     out = {}
     for name, options in candidates.items():
-        if "seed" in options or "validation_fraction" in options:
-            raise ValueError(f"candidate {name!r}: the seeds and the validation split are the same for every candidate")
+        fixed = sorted(set(options) & set(FIXED))
+        if fixed:
+            raise ValueError(f"candidate {name!r} sets {', '.join(fixed)}: the seeds, the images, the validation split "
+                             "and the schedule's shape are the same for every candidate")
         try:
             config = TrainConfig.from_params({**base.to_dict(), **options})
         except ValueError as e:
@@ -153,8 +164,10 @@ def choose(rows: list[dict]) -> dict:
 
 def snapshot_config(final: TrainConfig, cycles: int) -> TrainConfig:
     """The cheap alternative to an ensemble of seeds: one run of the chosen recipe whose cosine schedule
-    restarts ``cycles`` times, each cycle's end kept as a snapshot. Weight averaging is left out (it
-    would carry one cycle's weights into the next snapshot)."""
+    runs ``cycles`` times (``cycles`` - 1 restarts), each cycle's end kept as a snapshot. Weight
+    averaging is left out (it would carry one cycle's weights into the next snapshot)."""
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 2:
+        raise ValueError(f"snapshot_cycles must be an integer >= 2 (an ensemble needs two snapshots); got {cycles!r}")
     return replace(final, cycles=cycles, ema_momentum=0.0)
 
 

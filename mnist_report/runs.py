@@ -136,7 +136,8 @@ class StoredRun:
     @property
     def snapshot_paths(self) -> list[Path]:
         """The network at the end of each cycle (``TrainConfig.cycles`` > 1); the last is ``model_path``'s."""
-        return [self.path / f"snapshot-{i + 1}.keras" for i in range(len(self.snapshot_test_proba))]
+        n = 0 if self.snapshot_test_proba is None else len(self.snapshot_test_proba)
+        return [self.path / f"snapshot-{i + 1}.keras" for i in range(n)]
 
 
 def run_seed(config: TrainConfig, raw: data.RawMNIST, cache_root: str | Path, executor: fanout.Executor) -> StoredRun:
@@ -292,16 +293,19 @@ def _load(run_dir: Path, config: TrainConfig, key: str) -> StoredRun:
         raise ValueError("its run.json records another key or configuration")
     with np.load(run_dir / "predictions.npz") as z:
         arrays = {k: z[k] for k in ("y_val", "val_proba", "y_test", "test_proba")}
-        n_snapshots = config.cycles if config.cycles > 1 else 0
         for split in ("val", "test"):
             name = f"snapshot_{split}_proba"
-            arrays[name] = z[name] if n_snapshots else np.zeros((0, len(arrays[f"y_{split}"]), data.NUM_CLASSES))
+            arrays[name] = z[name] if name in z else np.zeros((0, len(arrays[f"y_{split}"]), data.NUM_CLASSES))
+    # one snapshot per cycle; fewer where early stopping (patience) ended the run before its last cycle
+    n_snapshots = len(arrays["snapshot_test_proba"])
     for split in ("val", "test"):
         y, proba, snaps = arrays[f"y_{split}"], arrays[f"{split}_proba"], arrays[f"snapshot_{split}_proba"]
         if proba.shape != (len(y), data.NUM_CLASSES):
             raise ValueError(f"{split} probabilities have shape {proba.shape} for {len(y)} labels")
-        if snaps.shape != (n_snapshots, len(y), data.NUM_CLASSES):
-            raise ValueError(f"{split} snapshots have shape {snaps.shape}; {n_snapshots} of {len(y)} images expected")
+        if snaps.shape != (n_snapshots, len(y), data.NUM_CLASSES) or n_snapshots > max(config.cycles, 1) or \
+                (config.cycles == 1 and n_snapshots):  # fmt: skip
+            raise ValueError(f"{split} snapshots have shape {snaps.shape}: at most {config.cycles} cycle(s) of "
+                             f"{len(y)} images expected")
     for path in (run_dir / "model.keras", *(run_dir / f"snapshot-{i + 1}.keras" for i in range(n_snapshots))):
         if not path.is_file():
             raise ValueError(f"its {path.name} is missing")

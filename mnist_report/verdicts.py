@@ -199,10 +199,11 @@ def snapshot_alternative(seed_ensemble: float, n_runs: int, snapshot_ensemble: f
     """The snapshot ensemble of one run against the ensemble of seeds, at their costs."""
     diff = (snapshot_ensemble - seed_ensemble) * 100
     return (
-        f"**The cheap alternative.** One run whose learning rate restarts {n_snapshots} times, its {n_snapshots} "
-        f"snapshots averaged: {snapshot_ensemble:.2%} (its last snapshot alone: {last_snapshot:.2%}), for the "
-        f"training time of one run. The ensemble of {n_runs} seeds, {n_runs} runs' training: {seed_ensemble:.2%} "
-        f"({diff:+.2f} points for the snapshots)."
+        f"**The cheap alternative.** One run whose cosine learning-rate schedule runs {n_snapshots} times, the "
+        f"network at the end of each averaged: {snapshot_ensemble:.2%} (its last snapshot alone: "
+        f"{last_snapshot:.2%}), for the training time of one run. The ensemble of {n_runs} seeds, {n_runs} runs' "
+        f"training, both as trained (without test-time augmentation): {seed_ensemble:.2%} ({diff:+.2f} points for "
+        "the snapshots)."
     )
 
 

@@ -12,6 +12,8 @@ BASE = TrainConfig(architecture="better", epochs=20, n_train=1000)
 
 def test_candidates_are_the_base_with_their_options_for_each_seed():
     configs = recipe.candidate_configs(BASE, {"base": {}, "EMA": {"ema_momentum": 0.999}}, [0, 1])
+    assert recipe.candidate_configs(BASE, {"base": {}}, [0, 1])["base"][0] == BASE.__class__(
+        **{**BASE.to_dict(), "seed": 0})  # fmt: skip
     assert list(configs) == ["base", "EMA"]
     assert [c.seed for c in configs["EMA"]] == [0, 1] and configs["base"][1] == TrainConfig(
         **{**BASE.to_dict(), "seed": 1})  # fmt: skip
@@ -20,9 +22,11 @@ def test_candidates_are_the_base_with_their_options_for_each_seed():
 
 @pytest.mark.parametrize(("candidates", "seeds", "message"), [
     ({}, [0, 1], "candidates is empty"),
-    ({"x": {"ema": 0.9}}, [0, 1], r"candidate 'x': unknown parameter\(s\) ema"),
-    ({"x": {"label_smoothing": 1.5}}, [0, 1], r"candidate 'x': label_smoothing must be a number in \[0, 1\)"),
-    ({"x": {"seed": 3}}, [0, 1], "the seeds and the validation split are the same for every candidate"),
+    ({"base": {}, "x": {"ema": 0.9}}, [0, 1], r"candidate 'x': unknown parameter\(s\) ema"),
+    ({"base": {}, "x": {"label_smoothing": 1.5}}, [0, 1], r"candidate 'x': label_smoothing must be a number in \[0"),
+    ({"x": {"seed": 3}}, [0, 1], "the first candidate is the base recipe, with no options"),
+    ({"base": {}, "x": {"seed": 3}}, [0, 1], "candidate 'x' sets seed: the seeds, the images"),
+    ({"base": {}, "x": {"n_train": 500, "patience": 2}}, [0, 1], "candidate 'x' sets n_train, patience"),
     ({"x": {}}, [0], "at least 2 distinct seeds"),
     ({"x": {}}, [1, 1], "at least 2 distinct seeds"),
 ])  # fmt: skip
@@ -87,6 +91,13 @@ def test_the_snapshot_run_is_the_final_recipe_with_restarts_and_without_the_aver
     assert (snap.cycles, snap.ema_momentum, snap.label_smoothing, snap.epochs) == (4, 0.0, 0.1, 20)
     with pytest.raises(ValueError, match="divides epochs"):
         recipe.snapshot_config(final, 3)
+    with pytest.raises(ValueError, match="snapshot_cycles must be an integer >= 2"):
+        recipe.snapshot_config(final, 1)
+
+
+def test_candidates_need_a_validation_split():
+    with pytest.raises(ValueError, match="validation_fraction must be > 0"):
+        recipe.candidate_configs(TrainConfig(architecture="better", validation_fraction=0.0), {"base": {}}, [0, 1])
 
 
 def test_decisions_are_numbered_in_order_and_nothing_is_decided_after_the_test_set():

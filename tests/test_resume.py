@@ -94,15 +94,18 @@ def test_a_backup_made_under_another_configuration_is_refused(small_splits, tmp_
 def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_one(small_splits, tmp_path, options):
     """The optimizer's average of the weights, and the snapshots taken so far, are part of the backup; a backup
     of a finished run ends with the averaged weights, as ``model.fit`` ends."""
-    config = TrainConfig(architecture="better", epochs=2, batch_size=64, seed=3, dense_units=16, **options)
+    epochs = 4 if options.get("cycles") else 2  # snapshots: two cycles of two epochs
+    config = TrainConfig(architecture="better", epochs=epochs, batch_size=64, seed=3, dense_units=16, **options)
     whole = train.train(config, small_splits, print_fn=None)
 
     class Killed(Exception):
         pass
 
-    class KillAfterFirstEpoch(train.keras.callbacks.Callback):
+    class KillInLastEpoch(train.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:  # the second epoch, before its backup (this callback comes first): resumed after one
+            # the last epoch, before its backup (this callback comes first): resumed one epoch before the end, in
+            # the middle of the last cycle, with the first snapshot restored from the backup
+            if epoch == config.epochs - 1:
                 raise Killed
 
     train.set_determinism(config.seed)
@@ -110,10 +113,10 @@ def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_on
         backup_dir = tmp_path / "backup"
         model = train.build_model(config)
         train.fit(model, small_splits, config, print_fn=None, backup_dir=backup_dir,
-                  callbacks=[KillAfterFirstEpoch()])  # fmt: skip
+                  callbacks=[KillInLastEpoch()])  # fmt: skip
     resumed = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)
-    finished = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)  # its backup: both epochs
-    assert (resumed.resumed_at, finished.resumed_at) == (1, 2)
+    finished = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)  # its backup: every epoch
+    assert (resumed.resumed_at, finished.resumed_at) == (config.epochs - 1, config.epochs)
     want = train.predict_proba(whole.model, small_splits.x_test)
     for run in (resumed, finished):
         assert run.history == whole.history
@@ -126,7 +129,8 @@ def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_on
         assert whole.snapshots["snapshot_test_proba"].shape == (2, len(small_splits.y_test), 10)
         np.testing.assert_array_equal(whole.snapshots["snapshot_test_proba"][-1], want.astype(np.float32))
         rates = whole.history["learning_rate"]
-        assert rates[1] == rates[0] == pytest.approx(config.learning_rate)  # one epoch per cycle: each restarts
+        assert rates[2] == rates[0] == pytest.approx(config.learning_rate)  # each cycle starts at the peak
+        assert rates[1] == pytest.approx(rates[3]) and rates[1] < rates[0]  # ... and ends low
         for run in (resumed, finished):  # the first snapshot was saved in the backup, the second made after it
             for blob, proba in zip(run.snapshots["snapshot_models"], run.snapshots["snapshot_test_proba"], strict=True):
                 path = tmp_path / "member.keras"
