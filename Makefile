@@ -55,9 +55,10 @@ check-report: $(STAMP)
 # side use the cores better than one. --dist loadscope keeps a module's tests in one process, so each
 # notebook (tests/test_notebook_0N.py) is executed once. (loadgroup's xdist_group marks did not group
 # anything under pytest 9.2 with pytest-xdist 3.8: every worker executed every notebook.)
+# --no-loadscope-reorder: modules go out in tests/conftest.py's order, the longest first.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n auto --dist loadscope
+	$(BIN)/python -m pytest -n auto --dist loadscope --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from mnist_report import data, predict, reproduce, train
+from mnist_report import data, fanout, predict, reproduce, train
 from mnist_report.evaluate import evaluate
 from mnist_report.train import predict_proba
 
@@ -57,8 +57,10 @@ def test_its_numbers_come_from_its_model(executed):
 
 
 @pytest.mark.slow
-def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(executed, tmp_path, capsys):
+def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(executed, pool, tmp_path, capsys,
+                                                                              monkeypatch):
     _, executed_nb, out_dir = executed(NAME)  # this module's small report (one execution fewer)
+    monkeypatch.setenv(fanout.SCHEDULER_ENV, pool.address)  # the tests' warm cluster, as the notebook's default
     committed = tmp_path / "reports"
     committed.mkdir()
     for f in (executed_nb, out_dir / f"{NAME}.metrics.json"):

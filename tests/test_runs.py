@@ -41,7 +41,7 @@ def test_a_run_is_trained_once_then_read_back(raw, tmp_path, pool):
 @pytest.mark.slow
 def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, pool):
     config = TrainConfig(architecture="better", epochs=2, cycles=2, n_train=300, n_test=100, validation_fraction=0.2,
-                         dense_units=16, seed=0)  # fmt: skip
+                         dense_units=16, conv_width=4, seed=0)  # fmt: skip
     (trained,) = runs.run_many([config], raw, tmp_path, pool, print_fn=None)
     (cached,) = runs.run_many([config], raw, tmp_path, pool, print_fn=None)
     assert not trained.cached and cached.cached
@@ -61,10 +61,9 @@ def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, p
 
 @pytest.mark.slow
 def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, pool):
-    config = TrainConfig(epochs=2, n_train=600, n_test=200)
-    two = runs.run_seeds(config, [0, 1, 2], raw, tmp_path / "two", pool, print_fn=None)
+    two = runs.run_seeds(TINY, [0, 1, 2], raw, tmp_path / "two", pool, print_fn=None)
     with fanout.start(workers=1) as one_worker:
-        one = runs.run_seeds(config, [0, 1, 2], raw, tmp_path / "one", one_worker, print_fn=None)
+        one = runs.run_seeds(TINY, [0, 1, 2], raw, tmp_path / "one", one_worker, print_fn=None)
     assert len({r.worker for r in two}) == 2 and len({r.worker for r in one}) == 1
     for a, b in zip(one, two, strict=True):
         assert a.test_accuracy == b.test_accuracy and a.history == b.history

@@ -117,7 +117,7 @@ def test_cli_train_parser_types_every_config_field():
 
 @pytest.mark.slow
 def test_the_better_network_trains_with_a_falling_learning_rate(small_splits):
-    config = TrainConfig(architecture="better", epochs=2, batch_size=64, seed=3)
+    config = TrainConfig(architecture="better", epochs=2, batch_size=64, seed=3, conv_width=8, dense_units=32)
     run = train.train(config, small_splits, print_fn=None)
     assert run.model.name == "better_cnn"
     assert run.history["learning_rate"][1] < run.history["learning_rate"][0] == pytest.approx(config.learning_rate)
