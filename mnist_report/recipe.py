@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from mnist_report import runs
+from mnist_report import compare, runs
 from mnist_report.config import TrainConfig
 
 # The views TTA averages: the image itself and the image moved by one pixel up, down, left and right.
@@ -160,6 +160,22 @@ def choose(rows: list[dict]) -> dict:
         "candidate": best["candidate"], "mean": best["mean"], "tta": best["tta_mean"] > best["mean"],
         "tta_mean": best["tta_mean"], "base": base["candidate"], "base_mean": base["mean"],
     }  # fmt: skip
+
+
+def paired_tests(y_test: np.ndarray, final_pred: dict[int, np.ndarray], others: dict[str, dict[int, np.ndarray]],
+                 final_name: str = "the final network") -> dict[str, dict[int, dict]]:
+    """McNemar's test of the final network against each other network trained with the same seed, on the
+    same test images: {other: {seed: test}}, the seeds both have in ``final_pred``'s order. ``final_pred``
+    and each of ``others``: {seed: predicted labels}. A seed only one side has is left out (the earlier
+    better network has the candidates' seeds alone); a network that shares no seed is an error."""
+    out = {}
+    for other, preds in others.items():
+        common = [s for s in final_pred if s in preds]
+        if not common:
+            raise ValueError(f"{other} shares no seed with {final_name}: its seeds are {sorted(preds)}, "
+                             f"those of {final_name} {sorted(final_pred)}")  # fmt: skip
+        out[other] = {s: compare.mcnemar_test(y_test, preds[s], final_pred[s], (other, final_name)) for s in common}
+    return out
 
 
 def snapshot_config(final: TrainConfig, cycles: int) -> TrainConfig:

@@ -109,3 +109,18 @@ def test_decisions_are_numbered_in_order_and_nothing_is_decided_after_the_test_s
         d.add("epochs: 30", "test accuracy")
     with pytest.raises(RuntimeError):
         d.test_set_used("again")
+
+
+def test_paired_tests_pair_each_network_with_the_final_network_of_the_same_seed():
+    y = np.array([0, 1, 2, 3, 4, 5])
+    final = {0: y.copy(), 1: np.array([0, 1, 2, 3, 4, 0]), 2: y.copy()}  # seed 1 misses the last image
+    earlier = {1: y.copy(), 0: np.array([9, 9, 2, 3, 4, 5]), 7: y.copy()}  # seed 7: not a final seed
+    got = recipe.paired_tests(y, final, {"the earlier better network": earlier})
+    assert list(got) == ["the earlier better network"]
+    tests = got["the earlier better network"]
+    assert list(tests) == [0, 1]  # the seeds both have, in the final network's order
+    assert (tests[0]["a_only"], tests[0]["b_only"]) == (0, 2)  # the final network alone right on two images
+    assert (tests[1]["a_only"], tests[1]["b_only"]) == (1, 0)  # the earlier network alone right on one
+    assert tests[1]["names"] == ["the earlier better network", "the final network"]
+    with pytest.raises(ValueError, match="the baseline network shares no seed with the final network"):
+        recipe.paired_tests(y, final, {"the baseline network": {5: y}})
