@@ -124,8 +124,9 @@ def executed(tmp_path_factory, pool):
 
 
 # The longest modules first: `make test` hands whole modules to its two pytest-xdist workers in this order
-# (--dist loadscope --no-loadscope-reorder), so that neither is left with a long module at the end while the
-# other waits. (xdist's own order is by number of tests, which says little about time here.)
+# (--dist loadscope --no-loadscope-reorder; a worker gets its next module when two or fewer of its tests are
+# left), so that a long module does not start last. The others follow in file order; list here any module that
+# grows slower than test_distribute. (xdist's own order is by number of tests, which says little about time.)
 LONGEST_FIRST = ["test_notebook_03", "test_resume", "test_runs", "test_notebook_01", "test_bench", "test_notebook_02",
                  "test_distribute"]
 

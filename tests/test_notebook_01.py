@@ -60,7 +60,9 @@ def test_its_numbers_come_from_its_model(executed):
 def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(executed, pool, tmp_path, capsys,
                                                                               monkeypatch):
     _, executed_nb, out_dir = executed(NAME)  # this module's small report (one execution fewer)
-    monkeypatch.setenv(fanout.SCHEDULER_ENV, pool.address)  # the tests' warm cluster, as the notebook's default
+    # reproduce drops the recorded scheduler (reproduce.PLACES), so the notebook falls back to
+    # $MNIST_REPORT_SCHEDULER: here the tests' warm cluster, whose workers have TensorFlow loaded
+    monkeypatch.setenv(fanout.SCHEDULER_ENV, pool.address)
     committed = tmp_path / "reports"
     committed.mkdir()
     for f in (executed_nb, out_dir / f"{NAME}.metrics.json"):
