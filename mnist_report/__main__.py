@@ -41,9 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     rr.add_argument("--compare-only", action="store_true", help="compare what --out already holds; execute nothing")
     rr.add_argument("--resume", action="store_true",
                     help="keep the runs an interrupted reproduction trained in OUT/cache (never the report's cache)")
-    rr.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
+    rr.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
     rp = sub.add_parser("report", help="execute exactly the stale notebooks into reports/, then update the README")
-    rp.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
+    rp.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
 
     pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("output", help="the executed notebook to write (replaced only if every cell succeeds)")
     nb.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a parameter of the notebook's `parameters` cell (repeatable)")
-    nb.add_argument("--timeout", type=int, default=7200, help="seconds a single cell may run (default 7200)")
+    nb.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
     return parser
 
 
@@ -103,22 +103,23 @@ def _notebook(args) -> int:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _interrupted)
     what = {"report": "the report", "reproduce": "the reproduction"}.get(args.command) or args.notebook
+    timeout = args.timeout or notebooks.CELL_TIMEOUT
     stopped_by = None
     try:
         if args.command == "reproduce":
             from mnist_report import reproduce
             from mnist_report.paths import from_root
 
-            return reproduce.main(from_root(args.reports), from_root(args.out), args.timeout, args.compare_only,
+            return reproduce.main(from_root(args.reports), from_root(args.out), timeout, args.compare_only,
                                   args.resume)
         if args.command == "report":
             from mnist_report.readme import update_readme
 
-            notebooks.build_report(timeout=args.timeout)
+            notebooks.build_report(timeout=timeout)
             print(f"updated {update_readme()} and notebooks/README.md")
             return 0
         params = {name: notebooks.parse_value(value) for name, value in args.parameter}
-        out = notebooks.execute(args.notebook, args.output, params, timeout=args.timeout)
+        out = notebooks.execute(args.notebook, args.output, params, timeout=timeout)
     except KeyboardInterrupt as e:
         stopped_by = e.args[0] if e.args else "SIGINT"
     except Exception as e:

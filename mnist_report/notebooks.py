@@ -52,7 +52,13 @@ def check_parameters(notebook: str | Path, params: dict[str, Any]) -> None:
         )
 
 
-def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], timeout: int = 7200) -> Path:
+# Seconds one cell may run before papermill stops the notebook: long enough for the longest cell on a small
+# machine (notebook 03's candidates, 8 runs of 20 epochs, take about 3.3 hours on a 2-core AVX2 CPU), short
+# enough to end a hung kernel within a day.
+CELL_TIMEOUT = 24 * 3600
+
+
+def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], timeout: int = CELL_TIMEOUT) -> Path:
     """Run ``notebook`` into ``output``; on failure keep ``<stem>.failed.ipynb`` and raise RuntimeError.
 
     The output is written beside the target and renamed only when every cell succeeded, so a failed
@@ -129,7 +135,7 @@ def to_html(executed: Path) -> Path:
 
 
 def build_report(notebooks_dir: Path = PROJECT_ROOT / "notebooks", reports: Path = PROJECT_ROOT / "reports",
-                 timeout: int = 7200, print_fn=print) -> list[str]:  # fmt: skip
+                 timeout: int = CELL_TIMEOUT, print_fn=print) -> list[str]:  # fmt: skip
     """Execute exactly the stale notebooks, in order, each with the reason it runs; then its HTML.
 
     Stale: its ``reports/NAME.inputs.json`` differs from the working tree (``provenance.check``).

@@ -153,7 +153,7 @@ def markdown(result: dict) -> str:
 
 def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT / "reproduce",
               notebooks_dir: Path = PROJECT_ROOT / "notebooks", names: list[str] | None = None,
-              timeout: int = 7200, print_fn=print, resume: bool = False) -> dict:  # fmt: skip
+              timeout: int | None = None, print_fn=print, resume: bool = False) -> dict:  # fmt: skip
     """Execute every notebook (or ``names``) again into ``out`` with an empty cache; compare; write
     ``out/reproduce.md`` and ``out/reproduce.json``.
 
@@ -182,7 +182,7 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         places = {"output_dir": str(out), "cache_dir": str(out / "cache"), "run_dir": str(out / "runs" / name)}
         params.update({k: v for k, v in places.items() if k in known})
         say(f"== {name}: executing from nothing with its recorded parameters {recorded_parameters(executed)}")
-        notebooks.execute(source, out / f"{name}.ipynb", params, timeout=timeout)
+        notebooks.execute(source, out / f"{name}.ipynb", params, timeout=timeout or notebooks.CELL_TIMEOUT)
     return compare_and_write(reports, out)
 
 
@@ -194,7 +194,7 @@ def compare_and_write(reports: Path, out: Path) -> dict:
     return result
 
 
-def main(reports: Path, out: Path, timeout: int, compare_only: bool = False, resume: bool = False) -> int:
+def main(reports: Path, out: Path, timeout: int | None, compare_only: bool = False, resume: bool = False) -> int:
     """Exit status 1 if a reproduced number is outside what noise explains (or missing)."""
     if compare_only:
         result = compare_and_write(reports, out)

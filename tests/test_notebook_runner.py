@@ -86,3 +86,17 @@ def test_an_interrupted_notebook_leaves_nothing_half_written(tmp_path, sig):
     assert last.startswith(f"INTERRUPTED ({sig.name})") and "left as they were" in last
     assert "KeyboardInterrupt" not in rest  # the runner's own exit is that line, not a traceback
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
+def test_a_cell_may_run_a_day_unless_told_otherwise(tiny, tmp_path, monkeypatch):
+    """Notebook 03's longest cells train for hours on a 2-core CPU: the default limit per cell is a day."""
+    limits = []
+
+    def fake_execute(source, partial, **kwargs):
+        limits.append(kwargs["execution_timeout"])
+        raise KeyboardInterrupt("SIGINT")  # stop there: nothing runs, nothing is written
+
+    monkeypatch.setattr(notebooks.pm, "execute_notebook", fake_execute)
+    assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb")]) == 130
+    assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "--timeout", "5"]) == 130
+    assert limits == [notebooks.CELL_TIMEOUT, 5] and notebooks.CELL_TIMEOUT == 24 * 3600
