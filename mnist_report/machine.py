@@ -13,8 +13,8 @@ from pathlib import Path
 TRAINING_PACKAGES = ("tensorflow", "keras", "numpy")
 # ... and every package that computes a number or draws a figure of the report (a new version makes
 # a notebook stale: `make check-report`), the executor included.
-REPORT_PACKAGES = (*TRAINING_PACKAGES, "scipy", "scikit-learn", "statsmodels", "keras-tuner", "pillow", "matplotlib",
-                   "seaborn", "dask", "distributed")  # fmt: skip
+REPORT_PACKAGES = (*TRAINING_PACKAGES, "scipy", "scikit-learn", "statsmodels", "pandas", "keras-tuner", "pillow",
+                   "matplotlib", "seaborn", "nbconvert", "dask", "distributed")  # fmt: skip  (nbconvert: the HTML)
 
 
 def versions(names=REPORT_PACKAGES) -> dict[str, str | None]:

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     """
     notebook, output = Path(notebook), Path(output)
     check_parameters(notebook, params)
+    made_from = provenance.inputs(notebook)  # the sources as they are when it starts (it may run for hours)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
@@ -98,7 +100,12 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
         else:
             os.environ[STAGING_ENV] = saved_env
     publish(stage, output.parent, output.stem)
-    provenance.record(notebook, output)
+    provenance.record(notebook, output, made_from=made_from)
+    changed = provenance.differences(made_from, provenance.inputs(notebook))
+    if changed:
+        warnings.warn(f"{notebook.name}: its sources changed while it ran ({'; '.join(changed)}); its outputs are "
+                      f"recorded as made from the sources at its start, so `make check-report` calls it stale",
+                      stacklevel=2)  # fmt: skip
     os.replace(partial, output)  # last: Make sees the notebook as up to date only when all is in place
     failed.unlink(missing_ok=True)
     return output

@@ -1,7 +1,7 @@
 """What a report was made from, and whether the working tree still matches it.
 
 Next to each executed notebook, ``make report`` writes ``reports/NAME.inputs.json``: the SHA-256 of
-the source notebook, of each package module that feeds it, of each data file, and the versions of the
+the source notebook's cells (``notebook_sha256``), of each package module that feeds it, of each data file, and the versions of the
 packages that compute its numbers and draw its figures. ``make check-report`` recomputes them from
 the working tree and names every difference; ``make report`` re-executes exactly the notebooks that
 differ. File times play no part (a fresh clone's are arbitrary).
@@ -29,6 +29,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def notebook_sha256(path: Path) -> str:
+    """SHA-256 of what a notebook computes: each cell's type, source and tags, in order. Outputs,
+    execution counts and metadata are left out, so that opening, running and saving a notebook in
+    JupyterLab (which writes them) does not make its report stale; an edited cell does."""
+    cells = json.loads(Path(path).read_text()).get("cells", [])
+    content = [[c.get("cell_type"), _source(c), sorted(c.get("metadata", {}).get("tags", []))] for c in cells]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell.get("source"), list) else cell.get("source", "")
+
+
 def _imported_modules(code: str, package_dir: Path) -> set[str]:
     """The package's modules that ``code`` imports (by name, e.g. ``"train"``), anywhere in it."""
     names = set()
@@ -43,8 +56,7 @@ def _imported_modules(code: str, package_dir: Path) -> set[str]:
 
 def _code_cells(notebook: Path) -> str:
     cells = json.loads(Path(notebook).read_text()).get("cells", [])
-    sources = ("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-               for c in cells if c.get("cell_type") == "code")  # fmt: skip
+    sources = (_source(c) for c in cells if c.get("cell_type") == "code")
     # IPython's magics and shell escapes are not Python
     return "\n".join(line for src in sources for line in src.splitlines() if not line.lstrip().startswith(("%", "!")))
 
@@ -68,7 +80,7 @@ def inputs(notebook: str | Path, root: Path = PROJECT_ROOT) -> dict:
     """The hashes and versions a notebook's outputs depend on, paths relative to ``root``."""
     notebook = Path(notebook).resolve()
     return {
-        "notebook": {_relative(notebook, root): sha256(notebook)},
+        "notebook": {_relative(notebook, root): notebook_sha256(notebook)},
         "code": {str(p.relative_to(root)): sha256(p) for p in feeding_modules(notebook, root)},
         "data": {str(p.relative_to(root)): sha256(p) for p in data_files(root)},
         "packages": machine.versions(),
@@ -93,19 +105,22 @@ def inputs_path(executed: str | Path) -> Path:
     return executed.with_name(f"{executed.stem}.inputs.json")
 
 
-def record(notebook: str | Path, executed: str | Path, root: Path = PROJECT_ROOT) -> Path:
-    """Write ``NAME.inputs.json`` beside the executed notebook."""
-    return write_json(inputs_path(executed), inputs(notebook, root))
+def record(notebook: str | Path, executed: str | Path, root: Path = PROJECT_ROOT, made_from: dict | None = None) -> Path:
+    """Write ``NAME.inputs.json`` beside the executed notebook: ``made_from`` (the ``inputs`` taken when
+    its execution began, so that a source edited while it ran counts as a change), else the inputs now."""
+    return write_json(inputs_path(executed), made_from if made_from is not None else inputs(notebook, root))
 
 
-def differences(recorded: dict, current: dict) -> list[str]:
+def differences(recorded: dict, current: dict, root: Path = PROJECT_ROOT) -> list[str]:
     """Each input that changed, was added or went away, in words."""
     found = []
     for part in ("notebook", "code", "data", "packages"):
         old, new = recorded.get(part, {}), current.get(part, {})
         for key in sorted(set(old) | set(new)):
             if key not in new:
-                found.append(f"{key} is gone")
+                # a module that still exists but is no longer imported by what the notebook runs
+                found.append(f"{key} no longer feeds it" if part == "code" and (Path(root) / key).is_file()
+                             else f"{key} is gone")
             elif key not in old:
                 found.append(f"{key} is new")
             elif old[key] != new[key]:
@@ -125,5 +140,5 @@ def check(reports: Path = PROJECT_ROOT / "reports", notebooks: Path = PROJECT_RO
         elif not record_file.is_file():
             result[nb.stem] = [f"{_relative(record_file, root)} does not exist (made before inputs were recorded)"]
         else:
-            result[nb.stem] = differences(read_json(record_file), inputs(nb, root))
+            result[nb.stem] = differences(read_json(record_file), inputs(nb, root), root)
     return result

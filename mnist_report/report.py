@@ -63,11 +63,16 @@ def staged(directory: Path) -> Path:
 
 
 def environment() -> dict:
-    """The machine and package versions a result came from."""
-    return {
+    """The machine and package versions a result came from. ``fingerprint``, what decides a run's
+    numbers on this machine (the run cache's key holds it too), is there where TensorFlow is loaded, as
+    in every notebook that trains or runs a network; ``make reproduce`` reads it to know whether it runs
+    on the report's machine, where every number must come out identical."""
+    env = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": machine.cpu()["model"],
         "packages": machine.versions(),
     }
+    return env | ({"fingerprint": machine.fingerprint()} if "tensorflow" in sys.modules else {})

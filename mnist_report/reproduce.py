@@ -3,21 +3,32 @@ metrics set against the reproduced one.
 
 The notebooks run with the parameters their committed executed copies record, into a directory of
 their own (never ``reports/``) with an empty run cache of their own (``resume``: the runs an
-interrupted reproduction trained itself are kept). Each number is then identical,
-or different by so much; a difference is judged against the noise the report itself measured:
+interrupted reproduction trained itself are kept). Each number is then identical, or different by
+so much. How a difference is judged:
 
-- an accuracy (or a count of errors) over seeds, against the standard deviation over seeds that
-  notebook 02 measured; one run's, against its binomial standard error on the test images; twice
-  either is "within noise";
-- a number that describes the setup (configuration, data sizes, seeds, parameter counts) must be
-  identical;
-- other statistics (losses, calibration, p-values, confusion counts) are listed with their
-  difference but not judged, since the report gives them no noise of their own;
-- timings are listed apart.
+- On the machine that made the report (the same vector instructions, GPUs, oneDNN setting and
+  package versions, as the metrics' ``environment`` records them) every number must be identical,
+  timings aside.
+- Elsewhere, a difference is judged against the noise the report itself measured:
+  - an accuracy (or a count of errors) of one run, against its binomial standard error on the test
+    images; a figure over seeds (a mean, its interval), against the standard deviation over seeds
+    that the report measured beside it (else notebook 02's), divided by the root of the number of
+    seeds. The committed and the reproduced number are two draws, so their difference has root 2
+    times that spread. It is "within noise" up to ``z`` times that, where ``z`` holds the chance
+    that noise alone flags any of the numbers judged to 5% (Bonferroni: about 3.5 for a hundred);
+  - a number or text that describes the setup (configuration, data sizes, seeds, precision) must be
+    identical;
+  - a choice made on validation scores (notebook 03's selected hyperparameters and recipe) may
+    differ; it is listed, not judged, as are the other statistics (losses, calibration, p-values,
+    confusion counts, training curves) that the report gives no noise of their own;
+  - timings are listed apart.
+- A list of records is matched by each record's name (``runs[seed=3]``, ``top_undirected_pairs[pair=4-9]``),
+  not by position, so that a reordering is no difference; a record only one side has is listed, and
+  counts against the reproduction only when it is part of the setup or an accuracy.
 
-On the machine that made the report every number must be identical. On another CPU, oneDNN picks
-other kernels and sums in another order, so the last bits of the first weights update differ and
-training drifts from there: accuracies move within noise.
+On another CPU, oneDNN picks other kernels and sums in another order, so the last bits of the first
+weights update differ and training drifts from there: accuracies move within noise, and a choice
+made on close validation scores can fall the other way.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
+from statistics import NormalDist
 
 import nbformat
 
@@ -32,9 +44,13 @@ from mnist_report import schema
 from mnist_report.io import write_json
 from mnist_report.paths import PROJECT_ROOT, shown
 
-NOISE_FACTOR = 2.0  # a difference within twice the measured noise is "within noise"
-SETUP = ("config", "data", "seeds", "parameters", "space", "max_trials", "max_epochs", "n_bins", "min_runs",
-         "executor", "selected", "n", "threads_per_run")  # fmt: skip
+FAMILY_ALPHA = 0.05  # the chance that noise alone puts any judged number outside noise
+SETUP = ("config", "final_config", "base_config", "data", "seeds", "parameters", "space", "max_trials", "max_epochs",
+         "n_bins", "min_runs", "n", "n_val", "threads_per_run")  # fmt: skip
+SETUP_PATHS = ("precision",)  # notebook 03's resolved precision ("auto" is bfloat16 on some CPUs only)
+CHOICES = ("selected", "choice")  # and notebook 03's final and snapshot recipes (see _kind)
+CURVES = ("history", "final_history")  # accuracy epoch by epoch: the final numbers are judged instead
+RECORD_NAMES = ("pair", "candidate", "digit", "seed", "trial", "step", "index")
 # parameters that say where a notebook writes or trains, not what it computes
 PLACES = ("output_dir", "cache_dir", "run_dir", "scheduler", "workers")
 
@@ -46,17 +62,29 @@ def recorded_parameters(executed: Path) -> dict:
     return {k: v for k, v in params.items() if k not in PLACES}
 
 
-def flatten(obj, path: str = "") -> dict[str, float]:
-    """Every number in a metrics structure, by its path (``runs[3].accuracy``); booleans and text aside."""
+def _label(item, i: int) -> str:
+    """A list element's place in a path: its name where it is a named record, else its position."""
+    if isinstance(item, dict):
+        if "true" in item and "predicted" in item:
+            return f"{item['true']}->{item['predicted']}"
+        for key in RECORD_NAMES:
+            if isinstance(item.get(key), str | int) and not isinstance(item.get(key), bool):
+                return f"{key}={item[key]}"
+    return str(i)
+
+
+def flatten(obj, path: str = "") -> dict[str, float | str]:
+    """Every number and text in a metrics structure, by its path (``runs[seed=3].accuracy``); booleans
+    aside, and the machine and executor (how many runs trained at once: never a result)."""
     out = {}
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k not in ("environment", "executor"):  # the machine, and how many runs trained at once: not results
+            if k not in ("environment", "executor"):
                 out.update(flatten(v, f"{path}.{k}" if path else str(k)))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            out.update(flatten(v, f"{path}[{i}]"))
-    elif isinstance(obj, int | float) and not isinstance(obj, bool):
+            out.update(flatten(v, f"{path}[{_label(v, i)}]"))
+    elif isinstance(obj, int | float | str) and not isinstance(obj, bool):
         out[path] = obj
     return out
 
@@ -66,23 +94,53 @@ def _kind(path: str) -> str:
     last = parts[-1]
     if "seconds" in last or last.endswith("_s") or "seconds" in parts:
         return "timing"
-    if any(p in SETUP for p in parts[:-1]) or last in SETUP:
+    if any(p in CHOICES for p in parts) or (parts[0] in ("final", "snapshot") and parts[1:2] == ["config"]):
+        return "choice"
+    if path in SETUP_PATHS or any(p in SETUP for p in parts[:-1]) or last in SETUP:
         return "setup"
+    if parts[0] in CURVES:
+        return "statistic"
     if "accuracy" in last or "accuracies" in parts or last in ("n_errors", "mean", "ci_low", "ci_high"):
         return "accuracy"
     return "statistic"
 
 
-def noise(path: str, value: float, n_test: int, seed_std: float | None) -> float | None:
-    """The noise a number of kind "accuracy" is judged against (see the module's docstring)."""
-    over_seeds = any(k in path for k in ("summary", "mean", "ci_")) or path.startswith("accuracy_")
+def _sibling(path: str, name: str) -> str:
+    """The path of ``name`` beside the number at ``path`` (``a.mean[3]`` -> ``a.std[3]`` for "std")."""
+    head, _, last = path.rpartition(".")
+    index = last[last.index("["):] if "[" in last else ""
+    return f"{head}.{name}{index}" if head else f"{name}{index}"
+
+
+def spread(path: str, numbers: dict, n_test: int, seed_std: float | None, n_seeds: int) -> float:
+    """How much a number of kind "accuracy" varies from one reproduction to the next (one draw's
+    standard deviation; see the module's docstring)."""
+    value = numbers[path]
     if path.endswith("n_errors"):
         p = 1 - value / n_test
         return math.sqrt(max(p * (1 - p), 1 / n_test) / n_test) * n_test
-    if over_seeds and seed_std:
-        return seed_std
+    last = path.rpartition(".")[2].split("[")[0]
+    if last in ("mean", "ci_low", "ci_high") and (seed_std or _sibling(path, "std") in numbers):
+        std = numbers.get(_sibling(path, "std"), seed_std)
+        n_runs = numbers.get(_sibling(path, "n_runs").split("[")[0], n_seeds)
+        return std / math.sqrt(max(n_runs, 1))
+    if "difference" in last:  # a difference from a fixed claim: the accuracy's own error
+        value = numbers.get(_sibling(path, "accuracy"), value)
     p = min(max(value, 0.0), 1.0)
     return math.sqrt(max(p * (1 - p), 1 / n_test) / n_test)
+
+
+def _n_test(numbers: dict) -> int:
+    for key in ("data.n_test", "test.n", "tuned.test.n", "final.ensemble.n"):
+        if key in numbers:
+            return int(numbers[key])
+    return 10000
+
+
+def same_machine(old: dict, new: dict) -> bool:
+    """Whether two metrics came from the same machine and packages (both must record ``fingerprint``)."""
+    a, b = old.get("environment") or {}, new.get("environment") or {}
+    return "fingerprint" in a and a.get("fingerprint") == b.get("fingerprint") and a.get("packages") == b.get("packages")
 
 
 def compare(committed: Path, reproduced: Path) -> dict:
@@ -90,46 +148,60 @@ def compare(committed: Path, reproduced: Path) -> dict:
     committed, reproduced = Path(committed), Path(reproduced)
     study = committed / "02-multi-seed-study.metrics.json"
     seed_std = schema.load(study)["accuracy_summary"]["std"] if study.is_file() else None
-    rows = []
+    rows, machines = [], {}
     for path in sorted(committed.glob("*.metrics.json")):
         name = path.name.removesuffix(".metrics.json")
         other = reproduced / path.name
         old = schema.load(path)
         new = schema.load(other) if other.is_file() else {}
-        n_test = (old.get("data") or {}).get("n_test") or 10000
+        machines[name] = same_machine(old, new)
         old_numbers, new_numbers = flatten(old), flatten(new)
-        for key, a in old_numbers.items():
-            b = new_numbers.get(key)
-            kind = _kind(key)
+        n_test, n_seeds = _n_test(old_numbers), len(old.get("seeds") or []) or 1
+        for key in [*old_numbers, *(k for k in new_numbers if k not in old_numbers)]:
+            a, b, kind = old_numbers.get(key), new_numbers.get(key), _kind(key)
+            if isinstance(a if a is not None else b, str) and kind not in ("setup", "choice"):
+                continue  # prose and paths: they follow the numbers
             row = {"notebook": name, "number": key, "kind": kind, "committed": a, "reproduced": b}
-            if b is None:
-                row["verdict"] = "missing"
-            elif a == b:
+            if a == b:
                 row["verdict"] = "identical"
             elif kind == "timing":
                 row["verdict"] = "timing"
+            elif machines[name]:
+                row["verdict"] = "DIFFERS on the same machine"
+            elif a is None or b is None:
+                row["verdict"] = "missing" if kind in ("setup", "accuracy") else "different (not judged)"
             elif kind == "accuracy":
-                tolerance = NOISE_FACTOR * noise(key, a, n_test, seed_std)
-                row.update(noise=tolerance, verdict="within noise" if abs(b - a) <= tolerance else "OUTSIDE noise")
+                row["spread"] = math.sqrt(2) * spread(key, old_numbers, n_test, seed_std, n_seeds)
             elif kind == "setup":
                 row["verdict"] = "OUTSIDE noise"  # the setup must be the same
+            elif kind == "choice":
+                row["verdict"] = "another choice (not judged)"
             else:
                 row["verdict"] = "different (not judged)"
-            if b is not None and a != b:
+            if isinstance(a, int | float) and isinstance(b, int | float) and a != b:
                 row["difference"] = b - a
             rows.append(row)
-    bad = [r for r in rows if r["verdict"] in ("OUTSIDE noise", "missing")]
-    judged = [r for r in rows if r["kind"] != "timing"]
-    same = sum(r["verdict"] == "identical" for r in judged)
+    judged = [r for r in rows if "spread" in r]
+    # every accuracy compared is a test, the identical ones included
+    n_tests = sum(r["kind"] == "accuracy" and None not in (r["committed"], r["reproduced"]) for r in rows)
+    z = NormalDist().inv_cdf(1 - FAMILY_ALPHA / (2 * max(n_tests, 1)))
+    for r in judged:
+        r["noise"] = z * r.pop("spread")
+        r["verdict"] = "within noise" if abs(r["difference"]) <= r["noise"] else "OUTSIDE noise"
+    bad = [r for r in rows if r["verdict"] in ("OUTSIDE noise", "missing", "DIFFERS on the same machine")]
+    counted = [r for r in rows if r["kind"] != "timing"]
+    same = sum(r["verdict"] == "identical" for r in counted)
     if bad:
-        verdict = (f"NOT REPRODUCED: {len(bad)} of {len(judged)} numbers outside what noise explains "
-                   f"(first: {bad[0]['notebook']} {bad[0]['number']})")  # fmt: skip
-    elif same == len(judged):
-        verdict = f"REPRODUCED: all {len(judged)} numbers identical (timings aside)"
+        verdict = (f"NOT REPRODUCED: {len(bad)} of {len(counted)} numbers outside what noise explains "
+                   f"(first: {bad[0]['notebook']} {bad[0]['number']}: {bad[0]['verdict']})")  # fmt: skip
+    elif same == len(counted):
+        verdict = f"REPRODUCED: all {len(counted)} numbers identical (timings aside)"
     else:
-        verdict = (f"REPRODUCED WITHIN NOISE: {same} of {len(judged)} numbers identical; every accuracy that "
-                   f"differs is within {NOISE_FACTOR:g}x the noise the report measured")  # fmt: skip
-    return {"rows": rows, "verdict": verdict, "ok": not bad, "seed_std": seed_std}
+        verdict = (f"REPRODUCED WITHIN NOISE: {same} of {len(counted)} numbers identical; each of the "
+                   f"{len(judged)} accuracies that differ is within {z:.2f} x the noise the report measured "
+                   f"({n_tests} accuracies compared)")  # fmt: skip
+    return {"rows": rows, "verdict": verdict, "ok": not bad, "seed_std": seed_std, "z": z,
+            "same_machine": machines}  # fmt: skip
 
 
 def markdown(result: dict) -> str:
@@ -139,7 +211,12 @@ def markdown(result: dict) -> str:
 
     differ = [r for r in result["rows"] if r["verdict"] not in ("identical", "timing")]
     timings = [r for r in result["rows"] if r["kind"] == "timing"]
-    lines = [result["verdict"], "", "| notebook | number | committed | reproduced | difference | noise x2 | verdict |",
+    same = [name for name, yes in result.get("same_machine", {}).items() if yes]
+    lines = [result["verdict"], "",
+             f"Same machine and packages as the committed report (every number must be identical): "
+             f"{', '.join(same) or 'none'}. Elsewhere an accuracy may differ by up to `allowed`: "
+             f"{result.get('z', 2):.2f} times the noise of a difference between two runs (see mnist_report/reproduce.py).",
+             "", "| notebook | number | committed | reproduced | difference | allowed | verdict |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
     for r in differ:
         lines.append(f"| {r['notebook']} | {r['number']} | {fmt(r['committed'])} | {fmt(r['reproduced'])} | "

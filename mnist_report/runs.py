@@ -83,6 +83,24 @@ def code_version() -> str:
     return h.hexdigest()
 
 
+def _worker_code_version() -> str:
+    return code_version()  # in a Dask worker: its own checkout, packages and machine
+
+
+def check_workers(executor: fanout.Executor) -> None:
+    """Refuse to train on workers whose training code, numerical packages or machine differ from this
+    process's: the runs they trained would be stored under this process's cache key (a cluster of
+    other machines, or workers started from another checkout or environment)."""
+    theirs = executor.client.run(_worker_code_version)
+    other = sorted(address for address, version in theirs.items() if version != code_version())
+    if other:
+        raise RuntimeError(
+            f"{len(other)} of the {len(theirs)} Dask workers ({', '.join(other)}) run other training code, package "
+            "versions or another kind of machine than this process, so their runs would be cached under a key that "
+            "does not describe them: start every worker from the same checkout and environment, on machines with "
+            "the same vector instructions")  # fmt: skip
+
+
 def cache_key(config: TrainConfig, raw: data.RawMNIST, test: bool = True, fingerprint: str | None = None) -> str:
     """The directory name shared by every seed of ``config`` (its seed is not part of the key).
 
@@ -184,6 +202,7 @@ def run_many(
     threads = sorted({configs[i].threads for i in todo})
     header = f"{len(configs)} run(s), {len(configs) - len(todo)} of them cached under {shown(root)}/"
     if todo:
+        check_workers(executor)
         header += f"; training {len(todo)} on {executor.describe()}, {'/'.join(map(str, threads))} thread(s) per run"
     say(header)
     start = time.perf_counter()

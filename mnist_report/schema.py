@@ -76,9 +76,11 @@ MCNEMAR = obj({  # compare.mcnemar_test() and its sentence
 PAIRS_CLAIM = obj({"pairs": array(TEXT), "ranks": array(INT), "counts": array(COUNT), "holds": BOOL})
 EXECUTOR = obj({"workers": {"type": "integer", "minimum": 1}, "threads_per_run": {"type": "integer", "minimum": 1},
                 "local": BOOL})  # fmt: skip
+FINGERPRINT = obj({"machine": TEXT, "simd": array(TEXT), "gpus": array(TEXT), "onednn": TEXT, "python": TEXT})
 ENVIRONMENT = obj({"python": TEXT, "platform": TEXT, "processor": {"type": "string"}, "cpu_count": nullable(COUNT),
                    "packages": {"type": "object", "additionalProperties": nullable(TEXT),  # None: not installed
-                                "required": ["tensorflow", "keras", "numpy"]}})  # fmt: skip
+                                "required": ["tensorflow", "keras", "numpy"]}},
+                  {"cpu_model": {"type": "string"}, "fingerprint": FINGERPRINT})  # fmt: skip
 HISTORY = {"type": "object", "additionalProperties": array(NUMBER), "required": ["accuracy", "loss"]}
 WHERE_LABELS_STAND = {  # label_errors.accuracy_where_labels_stand()
     "n": COUNT, "accuracy": SHARE, "n_errors": COUNT, "errors_on_listed_images": COUNT, "listed_images": COUNT,

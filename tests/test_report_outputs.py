@@ -1,6 +1,7 @@
 """`make report`'s outputs are all-or-nothing per notebook, and record what they were made from."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import write_notebook
@@ -73,10 +74,53 @@ def test_check_report_names_what_changed(tmp_path):
     nb.write_text(nb.read_text().replace("import model", "import model  # edited"))
     assert check() == {"01-x": ["notebooks/01-x.ipynb changed", "mnist_report/io.py changed",
                                 "mnist_report/model.py changed", "mnist_report/new.py is new"]}
+    provenance.record(nb, root / "reports" / "01-x.ipynb", root)
+    (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\n")  # new.py still exists
+    assert check() == {"01-x": ["mnist_report/model.py changed", "mnist_report/new.py no longer feeds it"]}
+    (root / "mnist_report" / "new.py").unlink()
+    assert check() == {"01-x": ["mnist_report/model.py changed", "mnist_report/new.py is gone"]}
     recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
     recorded["packages"]["keras"] = "0.0.1"
     changed = provenance.differences(recorded, provenance.inputs(nb, root))
     assert any(line.startswith("keras 0.0.1 -> ") for line in changed)
+
+
+def test_a_notebook_saved_by_jupyterlab_is_the_same_input_and_an_edited_cell_is_not(tmp_path):
+    nb = write_notebook(tmp_path / "01-x.ipynb", "x = 1", "print(x)")
+    before = provenance.notebook_sha256(nb)
+    saved = json.loads(nb.read_text())  # what JupyterLab writes after "Run all" and save
+    saved["metadata"]["kernelspec"]["display_name"] = "Python 3 (ipykernel)"
+    saved["metadata"]["language_info"] = {"name": "python", "version": "3.11.7"}
+    saved["cells"][1]["execution_count"] = 2
+    saved["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["1\n"]}]
+    saved["cells"][1]["metadata"]["scrolled"] = True
+    nb.write_text(json.dumps(saved, indent=2))
+    assert provenance.notebook_sha256(nb) == before
+    saved["cells"][1]["source"] = "print(x + 1)"
+    nb.write_text(json.dumps(saved))
+    assert provenance.notebook_sha256(nb) != before
+    saved["cells"][1]["source"] = "print(x)"
+    saved["cells"][0]["metadata"]["tags"] = []  # no longer the parameters cell
+    nb.write_text(json.dumps(saved))
+    assert provenance.notebook_sha256(nb) != before
+
+
+def test_a_source_edited_while_a_notebook_runs_leaves_its_report_stale(tmp_path, monkeypatch):
+    from mnist_report import notebooks
+
+    nb = write_notebook(tmp_path / "01-x.ipynb", "x = 1", "print(x)")
+    output = tmp_path / "reports" / "01-x.ipynb"
+
+    def execute_and_edit(source, partial, **kwargs):  # papermill, as if the notebook were edited meanwhile
+        write_notebook(nb, "x = 1", "print(x + 1)")
+        Path(partial).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(notebooks.pm, "execute_notebook", execute_and_edit)
+    start = provenance.inputs(nb)
+    with pytest.warns(UserWarning, match="01-x.ipynb: its sources changed while it ran .*01-x.ipynb changed"):
+        notebooks.execute(nb, output, {})
+    assert json.loads(provenance.inputs_path(output).read_text()) == start
+    assert provenance.differences(start, provenance.inputs(nb)) == [f"{nb} changed"]
 
 
 def test_check_report_cli(capsys, monkeypatch):

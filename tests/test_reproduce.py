@@ -16,25 +16,49 @@ def test_differences_are_judged_against_the_measured_noise(tmp_path, monkeypatch
     monkeypatch.setattr(schema, "SCHEMAS", {})
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    study = {"accuracy_summary": {"mean": 0.9915, "std": 0.0006}, "runs": [{"accuracy": 0.9912, "seed": 0}],
-             "config": {"epochs": 10}, "train_seconds": 50.0, "environment": {"cpu": 2},
-             "executor": {"workers": 2, "threads_per_run": 1}}  # fmt: skip
-    (tmp_path / "a" / "02-multi-seed-study.metrics.json").write_text(json.dumps(study))
-    within = {**study, "accuracy_summary": {"mean": 0.9920, "std": 0.0006}, "train_seconds": 61.0,
-              "runs": [{"accuracy": 0.9925, "seed": 0}], "environment": {"cpu": 32},
-              "executor": {"workers": 32, "threads_per_run": 1}}  # how many runs at once: never a result
-    (tmp_path / "b" / "02-multi-seed-study.metrics.json").write_text(json.dumps(within))
+    write = lambda where, metrics: (tmp_path / where / "02-multi-seed-study.metrics.json").write_text(  # noqa: E731
+        json.dumps(metrics))
+    pairs = [{"pair": "4-9", "count": 30, "4->9": 18}, {"pair": "3-5", "count": 20, "3->5": 12}]
+    study = {"accuracy_summary": {"mean": 0.9915, "std": 0.0006, "n_runs": 4},
+             "runs": [{"accuracy": 0.9912, "seed": 0}, {"accuracy": 0.9918, "seed": 1}], "pairs": pairs,
+             "config": {"epochs": 10, "precision": "float32"}, "train_seconds": 50.0, "text": "the claim holds",
+             "hard_core": [{"index": 947, "wrong_runs": 10}, {"index": 1014, "wrong_runs": 9}],
+             "environment": {"cpu": 2}, "executor": {"workers": 2, "threads_per_run": 1}}  # fmt: skip
+    write("a", study)
+    within = {**study, "accuracy_summary": {"mean": 0.9920, "std": 0.0006, "n_runs": 4}, "train_seconds": 61.0,
+              "runs": [{"accuracy": 0.9925, "seed": 0}, {"accuracy": 0.9918, "seed": 1}],
+              "pairs": pairs[::-1],  # the same pairs in another order: no difference
+              "hard_core": study["hard_core"][:1], "text": "the claim does not hold",  # prose follows the numbers
+              "environment": {"cpu": 32}, "executor": {"workers": 32, "threads_per_run": 1}}  # fmt: skip
+    write("b", within)
     result = reproduce.compare(tmp_path / "a", tmp_path / "b")
-    verdicts = {r["number"]: r["verdict"] for r in result["rows"]}
-    # the mean moved by 0.05 points (< 2 x 0.06 seed std); one run by 0.13 points (< 2 x its 0.094 s.e.)
-    assert verdicts == {"accuracy_summary.mean": "within noise", "accuracy_summary.std": "identical",
-                        "runs[0].accuracy": "within noise", "runs[0].seed": "identical",
-                        "config.epochs": "identical", "train_seconds": "timing"}
+    verdicts = {r["number"]: r["verdict"] for r in result["rows"] if r["verdict"] != "identical"}
+    # three accuracies compared: z = 2.39. The mean moved by 0.05 points, within 2.39 x root 2 x 0.06 / root 4
+    # = 0.10; one run by 0.13 points, within 2.39 x root 2 x its 0.094 s.e. = 0.32
+    assert result["z"] == pytest.approx(2.394, abs=1e-3)
+    assert verdicts == {"accuracy_summary.mean": "within noise", "runs[seed=0].accuracy": "within noise",
+                        "hard_core[index=1014].index": "different (not judged)",  # an image fewer: listed only
+                        "hard_core[index=1014].wrong_runs": "different (not judged)", "train_seconds": "timing"}
     assert result["ok"] and result["verdict"].startswith("REPRODUCED WITHIN NOISE")
-    outside = {**within, "config": {"epochs": 11}, "accuracy_summary": {"mean": 0.9935, "std": 0.0006}}
-    (tmp_path / "b" / "02-multi-seed-study.metrics.json").write_text(json.dumps(outside))
+    outside = {**within, "config": {"epochs": 11, "precision": "mixed_bfloat16"},
+               "accuracy_summary": {"mean": 0.9927, "std": 0.0006, "n_runs": 4}}  # fmt: skip
+    write("b", outside)
     result = reproduce.compare(tmp_path / "a", tmp_path / "b")
-    assert not result["ok"] and result["verdict"].startswith("NOT REPRODUCED: 2 of 5")
+    bad = {r["number"] for r in result["rows"] if r["verdict"] == "OUTSIDE noise"}
+    assert bad == {"config.epochs", "config.precision", "accuracy_summary.mean"}  # 0.12 points > 0.10
+    assert not result["ok"] and result["verdict"].startswith("NOT REPRODUCED: 3 of ")
+    # on the report's own machine and packages every number must be identical
+    machine = {"fingerprint": {"simd": ["avx2"]}, "packages": {"tensorflow": "2.21.0"}}
+    write("a", {**study, "environment": machine})
+    write("b", {**within, "environment": machine})
+    result = reproduce.compare(tmp_path / "a", tmp_path / "b")
+    assert result["same_machine"] == {"02-multi-seed-study": True} and not result["ok"]
+    assert {r["number"] for r in result["rows"] if r["verdict"] == "DIFFERS on the same machine"} == {
+        "accuracy_summary.mean", "runs[seed=0].accuracy", "hard_core[index=1014].index",
+        "hard_core[index=1014].wrong_runs"}
+    write("b", {**study, "train_seconds": 61.0, "environment": machine})  # only a timing differs
+    result = reproduce.compare(tmp_path / "a", tmp_path / "b")
+    assert result["ok"] and result["verdict"].startswith("REPRODUCED: all ")
     monkeypatch.undo()  # with the schemas: a metrics file that does not follow its notebook's is refused
     with pytest.raises(schema.MetricsError, match="02-multi-seed-study metrics do not follow"):
         reproduce.compare(tmp_path / "a", tmp_path / "b")

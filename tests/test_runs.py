@@ -117,6 +117,17 @@ def test_a_scheduler_that_cannot_be_reached_is_named_before_anything_trains(monk
         fanout.start(None, 0)
 
 
+def test_workers_of_other_code_or_another_machine_are_refused():
+    class Client:  # a cluster's answers to client.run: one worker from another checkout or machine
+        def run(self, function):
+            assert function() == runs.code_version()  # what a worker answers: its own code_version
+            return {"tcp://10.0.0.1:40000": runs.code_version(), "tcp://10.0.0.2:40000": "another"}
+
+    executor = fanout.Executor(client=Client(), cluster=None, address="tcp://10.0.0.1:8786")
+    with pytest.raises(RuntimeError, match=r"1 of the 2 Dask workers \(tcp://10\.0\.0\.2:40000\) run other training"):
+        runs.check_workers(executor)  # run_many calls it before it submits a run
+
+
 def test_the_key_changes_with_the_configuration_the_code_and_the_data(raw, monkeypatch):
     key = runs.cache_key(TINY, raw)
     assert runs.cache_key(TrainConfig(**{**TINY.to_dict(), "seed": 7}), raw) == key  # seeds share a key
