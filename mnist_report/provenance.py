@@ -1,10 +1,10 @@
 """What a report was made from, and whether the working tree still matches it.
 
 Next to each executed notebook, ``make report`` writes ``reports/NAME.inputs.json``: the SHA-256 of
-the source notebook's cells (``notebook_sha256``), of each package module that feeds it, of each data file, and the versions of the
-packages that compute its numbers and draw its figures. ``make check-report`` recomputes them from
-the working tree and names every difference; ``make report`` re-executes exactly the notebooks that
-differ. File times play no part (a fresh clone's are arbitrary).
+the source notebook's cells (``notebook_sha256``), of each package module that feeds it, of each
+data file, and the versions of the packages that compute its numbers and draw its figures.
+``make check-report`` recomputes them from the working tree and names every difference; ``make
+report`` re-executes exactly the notebooks that differ. File times play no part (a fresh clone's are arbitrary).
 
 The modules that feed a notebook are found, not listed: those its code cells import from the package,
 and those they import in turn (``feeding_modules``). The report machinery (this module, the notebook
@@ -105,7 +105,8 @@ def inputs_path(executed: str | Path) -> Path:
     return executed.with_name(f"{executed.stem}.inputs.json")
 
 
-def record(notebook: str | Path, executed: str | Path, root: Path = PROJECT_ROOT, made_from: dict | None = None) -> Path:
+def record(notebook: str | Path, executed: str | Path, root: Path = PROJECT_ROOT,
+           made_from: dict | None = None) -> Path:  # fmt: skip
     """Write ``NAME.inputs.json`` beside the executed notebook: ``made_from`` (the ``inputs`` taken when
     its execution began, so that a source edited while it ran counts as a change), else the inputs now."""
     return write_json(inputs_path(executed), made_from if made_from is not None else inputs(notebook, root))

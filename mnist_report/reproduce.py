@@ -140,7 +140,8 @@ def _n_test(numbers: dict) -> int:
 def same_machine(old: dict, new: dict) -> bool:
     """Whether two metrics came from the same machine and packages (both must record ``fingerprint``)."""
     a, b = old.get("environment") or {}, new.get("environment") or {}
-    return "fingerprint" in a and a.get("fingerprint") == b.get("fingerprint") and a.get("packages") == b.get("packages")
+    same = ("fingerprint", "packages")
+    return "fingerprint" in a and all(a.get(k) == b.get(k) for k in same)
 
 
 def compare(committed: Path, reproduced: Path) -> dict:
@@ -215,7 +216,8 @@ def markdown(result: dict) -> str:
     lines = [result["verdict"], "",
              f"Same machine and packages as the committed report (every number must be identical): "
              f"{', '.join(same) or 'none'}. Elsewhere an accuracy may differ by up to `allowed`: "
-             f"{result.get('z', 2):.2f} times the noise of a difference between two runs (see mnist_report/reproduce.py).",
+             f"{result.get('z', 2):.2f} times the noise of a difference between two runs "
+             "(see mnist_report/reproduce.py).",
              "", "| notebook | number | committed | reproduced | difference | allowed | verdict |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
     for r in differ:
