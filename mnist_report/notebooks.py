@@ -24,10 +24,26 @@ class IPCKernelManager(AsyncKernelManager):
     no port for another user of the machine to talk to, and no "Kernel is running over TCP without
     encryption" warning on every run."""
 
+    # Where the kernel process's own stderr goes (``execute`` sets it for each run): not the user's
+    # terminal, where ipykernel would print a ZMQError traceback about its closed socket after every
+    # interrupted run. A failed run shows its end (a kernel that died says why there).
+    stderr_to: Path | None = None
+
     def __init__(self, **kwargs):
         kwargs.setdefault("transport", "ipc")
         kwargs.setdefault("ip", str(Path(tempfile.gettempdir()) / f"mnist-report-kernel-{uuid.uuid4().hex[:12]}"))
         super().__init__(**kwargs)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        if IPCKernelManager.stderr_to is None:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        with open(IPCKernelManager.stderr_to, "ab") as log:  # the kernel keeps its own copy of the descriptor
+            return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
+
+
+def _kernel_log_tail(path: Path, lines: int = 20) -> str:
+    text = path.read_text(errors="replace").strip() if path.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def parse_value(text: str) -> Any:
@@ -76,6 +92,9 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     shutil.rmtree(stage, ignore_errors=True)
     saved_env = os.environ.get(STAGING_ENV)
     os.environ[STAGING_ENV] = f"{output.parent.resolve()}{os.pathsep}{stage.resolve()}"
+    fd, kernel_log = tempfile.mkstemp(prefix="mnist-report-kernel-", suffix=".log")
+    os.close(fd)
+    IPCKernelManager.stderr_to = kernel_log = Path(kernel_log)
     try:
         pm.execute_notebook(
             str(notebook), str(partial), parameters=params, kernel_name="python3", cwd=str(PROJECT_ROOT),
@@ -90,11 +109,20 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
             f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} and its "
             f"figures and metrics were left as they were"
         ) from None
-    except BaseException:  # interrupted or timed out: nothing half-written remains
+    except (KeyboardInterrupt, SystemExit):  # interrupted: nothing half-written remains
         partial.unlink(missing_ok=True)
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    except BaseException as e:  # timed out, or the kernel died: nothing half-written remains either
+        partial.unlink(missing_ok=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        tail = _kernel_log_tail(kernel_log)
+        if tail:
+            e.add_note(f"the kernel's last messages:\n{tail}")
+        raise
     finally:
+        IPCKernelManager.stderr_to = None
+        kernel_log.unlink(missing_ok=True)
         if saved_env is None:
             os.environ.pop(STAGING_ENV, None)
         else:

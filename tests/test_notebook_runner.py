@@ -47,6 +47,17 @@ def test_a_failing_notebook_leaves_the_previous_output_and_names_the_cell(tiny, 
     assert not (out.parent / "tiny.failed.ipynb").exists() and b"x is 4" in out.read_bytes()
 
 
+@pytest.mark.slow
+def test_a_kernel_that_dies_says_why_and_leaves_nothing_behind(tmp_path):
+    nb = write_notebook(tmp_path / "dies.ipynb", "x = 1",
+                        "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)")
+    out = tmp_path / "out" / "dies.ipynb"
+    with pytest.raises(Exception) as raised:
+        notebooks.execute(nb, out, {}, timeout=60)
+    assert "the kernel's last messages:\nout of memory, say" in "\n".join(getattr(raised.value, "__notes__", []))
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # no partial notebook, no staging
+
+
 def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
     assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "epochs", "3"]) == 2
     assert "unknown parameter(s) epochs" in capsys.readouterr().err
@@ -56,8 +67,8 @@ def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_notebook_leaves_nothing_half_written(tmp_path, sig):
     """`kill` or Ctrl-C while a cell runs: exit 130, a line saying so, the previous output intact,
-    and no half-written notebook or staged outputs left behind. (The kernel, stopped with it, may
-    log its own error about a closed socket; that is ipykernel's, not the runner's.)"""
+    and no half-written notebook or staged outputs left behind; no traceback, the runner's or its
+    kernel's."""
     nb = write_notebook(tmp_path / "slow.ipynb", "wait = 0\noutput_dir = '.'",
                         "from mnist_report.report import Outputs\n"
                         "Outputs(output_dir, 'slow').write_metrics({'wait': wait})",
@@ -85,6 +96,7 @@ def test_an_interrupted_notebook_leaves_nothing_half_written(tmp_path, sig):
     last = rest.strip().splitlines()[-1]
     assert last.startswith(f"INTERRUPTED ({sig.name})") and "left as they were" in last
     assert "KeyboardInterrupt" not in rest  # the runner's own exit is that line, not a traceback
+    assert "Traceback" not in rest and "ZMQError" not in rest, rest  # nor the kernel's, about its closed socket
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
 
 
