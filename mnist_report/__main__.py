@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C in train, evaluate or predict (notebooks say more: _notebook)
+        print(f"INTERRUPTED: {args.command} did not finish; nothing was written", file=sys.stderr)
+        return 130
 
 
 _SIGNALLED: list[str] = []  # the signal that stopped the run, if one did

@@ -3,6 +3,7 @@ output written atomically, and a failure reported by notebook and cell."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 
 from mnist_report import provenance
-from mnist_report.paths import PROJECT_ROOT
+from mnist_report.paths import PROJECT_ROOT, from_root, shown
 from mnist_report.report import STAGING_ENV
 
 
@@ -58,8 +59,9 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def check_parameters(notebook: str | Path, params: dict[str, Any]) -> None:
-    """Raise ValueError naming any parameter the notebook's `parameters` cell does not define."""
+def check_parameters(notebook: str | Path, params: dict[str, Any]) -> dict:
+    """Raise ValueError naming any parameter the notebook's `parameters` cell does not define; else
+    return the parameters it defines (papermill's description of each)."""
     known = pm.inspect_notebook(str(notebook))
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -67,6 +69,26 @@ def check_parameters(notebook: str | Path, params: dict[str, Any]) -> None:
             f"{Path(notebook).name}: unknown parameter(s) {', '.join(unknown)}; "
             f"its parameters are {', '.join(known)}"
         )
+    return known
+
+
+def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], known: dict) -> dict[str, Any]:
+    """``params`` with ``output_dir`` (where a notebook writes its figures and metrics) set to the
+    executed notebook's folder, where it is not given; refused where it is given elsewhere, since only
+    that folder's outputs are staged (published whole or not at all)."""
+    if "output_dir" not in known:
+        return params
+    if "output_dir" not in params:
+        default = ast.literal_eval(known["output_dir"]["default"])  # as written in the parameters cell
+        if from_root(default).resolve() == output.parent.resolve():
+            return params  # nothing to inject (as `make report` runs the notebooks into reports/)
+        return {**params, "output_dir": shown(output.parent)}
+    if from_root(params["output_dir"]).resolve() != output.parent.resolve():
+        raise ValueError(
+            f"{notebook.name}: output_dir {params['output_dir']!r} is not the executed notebook's folder "
+            f"({shown(output.parent)}); its figures and metrics are written beside the executed notebook: "
+            f"leave output_dir out, or give the same folder to both")  # fmt: skip
+    return params
 
 
 # Seconds one cell may run before papermill stops the notebook: long enough for the longest cell on a small
@@ -82,7 +104,7 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     or interrupted run leaves the previous executed notebook untouched.
     """
     notebook, output = Path(notebook), Path(output)
-    check_parameters(notebook, params)
+    params = _beside_the_output(notebook, output, params, check_parameters(notebook, params))
     made_from = provenance.inputs(notebook)  # the sources as they are when it starts (it may run for hours)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")

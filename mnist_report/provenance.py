@@ -121,11 +121,11 @@ def differences(recorded: dict, current: dict, root: Path = PROJECT_ROOT) -> lis
             if key not in new:
                 # a module that still exists but is no longer imported by what the notebook runs
                 found.append(f"{key} no longer feeds it" if part == "code" and (Path(root) / key).is_file()
-                             else f"{key} is gone")
+                             else f"{'package ' if part == 'packages' else ''}{key} is gone")
             elif key not in old:
-                found.append(f"{key} is new")
+                found.append(f"{'package ' if part == 'packages' else ''}{key} is new")
             elif old[key] != new[key]:
-                found.append(f"{key} {old[key]} -> {new[key]}" if part == "packages" else f"{key} changed")
+                found.append(f"package {key} {old[key]} -> {new[key]}" if part == "packages" else f"{key} changed")
     return found
 
 

@@ -47,14 +47,15 @@ class Outputs:
 def staged(directory: Path) -> Path:
     """``directory``, or its staging directory while ``notebooks.execute`` runs a notebook into it.
 
-    A notebook run by hand (JupyterLab's "Run all") that would write into the committed ``reports/``
-    writes into ``reports/interactive/`` instead (git-ignored): only ``make report`` replaces the
-    committed report, through its staging, together with the executed notebook and its recorded inputs.
+    A notebook run by hand (JupyterLab's "Run all"), or executed into another directory, that would
+    write into the committed ``reports/`` writes into ``reports/interactive/`` instead (git-ignored):
+    only ``make report`` replaces the committed report, through its staging, together with the
+    executed notebook and its recorded inputs.
     """
     target, _, stage = os.environ.get(STAGING_ENV, "").partition(os.pathsep)
     if target and stage and Path(directory).resolve() == Path(target).resolve():
         return Path(stage)
-    if not target and Path(directory).resolve() == (PROJECT_ROOT / "reports").resolve():
+    if Path(directory).resolve() == (PROJECT_ROOT / "reports").resolve():
         scratch = Path(directory) / INTERACTIVE
         print(f"not run by `make report`: figures and metrics go to {shown(scratch)}/, and the committed "
               "report in reports/ is left as it is")  # fmt: skip

@@ -244,13 +244,18 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
     reports, out = Path(reports).resolve(), Path(out).resolve()
     if out == reports:
         raise ValueError(f"reproduce writes into a directory of its own, never over {shown(reports)}")
-    if not resume:
-        shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
     names = names or [p.stem for p in sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))]
     say = print_fn or (lambda line: None)
     for name in names:  # before hours of training: the committed metrics must be readable at the end
         if (reports / f"{name}.metrics.json").is_file():
-            schema.load(reports / f"{name}.metrics.json")
+            try:
+                schema.load(reports / f"{name}.metrics.json")
+            except schema.MetricsError as e:
+                raise ValueError(f"the committed report of {name} was made by older code, so there is nothing "
+                                 f"to reproduce yet: regenerate it first (`make check-report` names what changed, "
+                                 f"`make report` regenerates it). {e}") from None  # fmt: skip
+    if not resume:
+        shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
     for name in names:
         executed = reports / f"{name}.ipynb"
         if not executed.is_file():
@@ -276,6 +281,8 @@ def compare_and_write(reports: Path, out: Path) -> dict:
 def main(reports: Path, out: Path, timeout: int | None, compare_only: bool = False, resume: bool = False) -> int:
     """Exit status 1 if a reproduced number is outside what noise explains (or missing)."""
     if compare_only:
+        if not Path(out).is_dir():
+            raise ValueError(f"nothing to compare: {shown(out)} does not exist (run `make reproduce` first)")
         result = compare_and_write(reports, out)
     else:
         result = reproduce(reports, out, timeout=timeout, resume=resume)

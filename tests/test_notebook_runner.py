@@ -58,6 +58,17 @@ def test_a_kernel_that_dies_says_why_and_leaves_nothing_behind(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == []  # no partial notebook, no staging
 
 
+def test_ctrl_c_in_train_ends_with_a_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import mnist_report.__main__ as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_train", interrupted)
+    assert main(["train", "--save-model", str(tmp_path / "m.keras")]) == 130
+    assert capsys.readouterr().err == "INTERRUPTED: train did not finish; nothing was written\n"
+
+
 def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
     assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "epochs", "3"]) == 2
     assert "unknown parameter(s) epochs" in capsys.readouterr().err

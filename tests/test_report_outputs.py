@@ -1,6 +1,7 @@
 """`make report`'s outputs are all-or-nothing per notebook, and record what they were made from."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_check_report_names_what_changed(tmp_path):
     recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
     recorded["packages"]["keras"] = "0.0.1"
     changed = provenance.differences(recorded, provenance.inputs(nb, root))
-    assert any(line.startswith("keras 0.0.1 -> ") for line in changed)
+    assert any(line.startswith("package keras 0.0.1 -> ") for line in changed)
 
 
 def test_a_notebook_saved_by_jupyterlab_is_the_same_input_and_an_edited_cell_is_not(tmp_path):
@@ -121,6 +122,28 @@ def test_a_source_edited_while_a_notebook_runs_leaves_its_report_stale(tmp_path,
         notebooks.execute(nb, output, {})
     assert json.loads(provenance.inputs_path(output).read_text()) == start
     assert provenance.differences(start, provenance.inputs(nb)) == [f"{nb} changed"]
+
+
+def test_a_notebook_executed_elsewhere_writes_beside_its_output_and_never_into_the_report(tmp_path, monkeypatch):
+    from mnist_report import notebooks, report
+    from mnist_report.paths import PROJECT_ROOT
+
+    nb = write_notebook(tmp_path / "01-x.ipynb", "x = 1\noutput_dir = 'reports'  # where figures go", "print(x)")
+    given = []
+
+    def execute(source, partial, parameters, **kwargs):
+        given.append(parameters)
+        Path(partial).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(notebooks.pm, "execute_notebook", execute)
+    notebooks.execute(nb, tmp_path / "elsewhere" / "01-x.ipynb", {"x": 2})
+    assert given[-1] == {"x": 2, "output_dir": str(tmp_path / "elsewhere")}  # beside the executed notebook
+    with pytest.raises(ValueError, match="output_dir 'reports' is not the executed notebook's folder"):
+        notebooks.execute(nb, tmp_path / "elsewhere" / "01-x.ipynb", {"output_dir": "reports"})
+    # and whatever runs, only make report's own run into reports/ writes there (through its staging)
+    monkeypatch.setenv(report.STAGING_ENV, f"{tmp_path / 'elsewhere'}{os.pathsep}{tmp_path / 'stage'}")
+    assert report.staged(PROJECT_ROOT / "reports") == PROJECT_ROOT / "reports" / "interactive"
+    assert report.staged(tmp_path / "elsewhere") == tmp_path / "stage"
 
 
 def test_check_report_cli(capsys, monkeypatch):

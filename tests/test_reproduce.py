@@ -89,3 +89,15 @@ def test_resume_keeps_only_the_runs_the_reproduction_trained_itself(tmp_path, mo
                            "run_dir": str(out / "runs" / NAME)}  # what it computes, and where: here
     reproduce.reproduce(reports, out, names=[NAME], print_fn=None)  # from nothing: the cache is emptied
     assert not (out / "cache").exists()
+
+
+def test_a_report_made_by_older_code_or_nothing_reproduced_yet_is_said_plainly(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / f"{NAME}.metrics.json").write_text(json.dumps({"notebook": NAME, "accuracy": 0.99}))  # an old shape
+    (tmp_path / "again" / "cache" / "KEY").mkdir(parents=True)
+    with pytest.raises(ValueError, match=f"the committed report of {NAME} was made by older code.*make report"):
+        reproduce.reproduce(reports, tmp_path / "again", names=[NAME], print_fn=None)
+    assert (tmp_path / "again" / "cache" / "KEY").is_dir()  # refused before anything was emptied
+    with pytest.raises(ValueError, match="nothing to compare: .*nowhere does not exist"):
+        reproduce.main(reports, tmp_path / "nowhere", timeout=None, compare_only=True)
