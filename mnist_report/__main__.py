@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("output", help="the executed notebook to write (replaced only if every cell succeeds)")
     nb.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a parameter of the notebook's `parameters` cell (repeatable)")
+    nb.add_argument("-y", "--yaml-parameter", nargs=2, action="append", default=[], metavar=("NAME", "YAML"),
+                    help="a parameter given as YAML, for a dict or a list: "
+                         "-y candidates '{base: {}, smoothing: {label_smoothing: 0.1}}'")
     nb.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
     return parser
 
@@ -121,7 +124,14 @@ def _notebook(args) -> int:
             notebooks.build_report(timeout=timeout)
             print(f"updated {update_readme()} and notebooks/README.md")
             return 0
+        import yaml
+
         params = {name: notebooks.parse_value(value) for name, value in args.parameter}
+        for name, text in args.yaml_parameter:
+            try:
+                params[name] = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ValueError(f"-y {name}: not YAML ({e})") from None
         out = notebooks.execute(args.notebook, args.output, params, timeout=timeout)
     except KeyboardInterrupt as e:
         stopped_by = e.args[0] if e.args else "SIGINT"

@@ -32,6 +32,9 @@ def candidate_configs(base: TrainConfig, candidates: dict[str, dict],
 
     An unknown option or a value ``TrainConfig`` refuses is a ``ValueError`` naming the candidate.
     """
+    if not isinstance(candidates, dict) or not all(isinstance(o, dict) for o in candidates.values()):
+        raise ValueError(f"candidates must be a dict of name: dict of options; got {candidates!r} (on the command "
+                         f"line, give it as YAML: -y candidates '{{base: {{}}, smoothing: {{label_smoothing: 0.1}}}}')")
     if not candidates:
         raise ValueError("candidates is empty: name at least one (an empty dict of options is the base recipe)")
     if base.validation_fraction <= 0:

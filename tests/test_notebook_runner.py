@@ -69,6 +69,16 @@ def test_ctrl_c_in_train_ends_with_a_line_not_a_traceback(tmp_path, capsys, monk
     assert capsys.readouterr().err == "INTERRUPTED: train did not finish; nothing was written\n"
 
 
+def test_a_dict_or_list_parameter_is_given_as_yaml(tiny, tmp_path, monkeypatch, capsys):
+    given = []
+    monkeypatch.setattr(notebooks, "execute", lambda nb, out, params, timeout: given.append(params) or out)
+    args = ["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "x", "2"]
+    assert main([*args, "-y", "candidates", "{base: {}, smoothing: {label_smoothing: 0.1}}"]) == 0
+    assert given == [{"x": 2, "candidates": {"base": {}, "smoothing": {"label_smoothing": 0.1}}}]
+    assert main([*args, "-y", "candidates", "{base: ["]) == 2
+    assert "-y candidates: not YAML" in capsys.readouterr().err
+
+
 def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
     assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "epochs", "3"]) == 2
     assert "unknown parameter(s) epochs" in capsys.readouterr().err

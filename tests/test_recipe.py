@@ -22,6 +22,8 @@ def test_candidates_are_the_base_with_their_options_for_each_seed():
 
 @pytest.mark.parametrize(("candidates", "seeds", "message"), [
     ({}, [0, 1], "candidates is empty"),
+    ('{"base": {}}', [0, 1], "candidates must be a dict of name: dict of options; got .* give it as YAML: -y"),
+    ({"base": {}, "x": "label_smoothing"}, [0, 1], "candidates must be a dict of name: dict of options"),
     ({"base": {}, "x": {"ema": 0.9}}, [0, 1], r"candidate 'x': unknown parameter\(s\) ema"),
     ({"base": {}, "x": {"label_smoothing": 1.5}}, [0, 1], r"candidate 'x': label_smoothing must be a number in \[0"),
     ({"x": {"seed": 3}}, [0, 1], "the first candidate is the base recipe, with no options"),
