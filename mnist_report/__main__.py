@@ -186,11 +186,23 @@ def _check_report() -> int:
     return 1 if stale else 0
 
 
+def _mnist_model(path):
+    """A saved Keras model that takes MNIST images (28x28, one channel) and gives 10 classes."""
+    from mnist_report import train
+
+    model = train.load_model(path)
+    shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
+    if shapes != ((28, 28, 1), (10,)):
+        raise ValueError(f"{path} is a Keras model, but not an MNIST classifier: it takes inputs of shape "
+                         f"{shapes[0]} and gives {shapes[1]}, not (28, 28, 1) and 10 classes")  # fmt: skip
+    return model
+
+
 def _predict(args) -> int:
     """Exit status 1 if any image could not be read, after reporting every one of them."""
-    from mnist_report import predict, train
+    from mnist_report import predict
 
-    model = train.load_model(args.model)
+    model = _mnist_model(args.model)
     results = predict.predict_files(model, args.images)
     for r in results:
         if args.json:
@@ -201,13 +213,13 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from mnist_report import data, train
+    from mnist_report import data
     from mnist_report.evaluate import evaluate
     from mnist_report.train import predict_proba
 
     if args.n_test is not None and not 1 <= args.n_test <= 10000:
         raise ValueError(f"--n-test must be in [1, 10000]; got {args.n_test}")
-    model = train.load_model(args.model)
+    model = _mnist_model(args.model)
     raw = data.load_raw()
     n = args.n_test or len(raw.y_test)
     ev = evaluate(raw.y_test[:n], predict_proba(model, data.normalise(raw.x_test[:n])))

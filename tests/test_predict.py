@@ -119,6 +119,12 @@ def test_cli_reports_every_file_then_fails_if_any_failed(raw, model_path, tmp_pa
     assert rows[0]["digit"] == int(np.argmax(rows[0]["probabilities"])) and len(rows[0]["probabilities"]) == 10
     assert main(["predict", str(good[0]), "--model", str(tmp_path / "none.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
+    import keras  # a Keras model, but of colour images: named as such, not a shape error from deep in Keras
+
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(
+        tmp_path / "cifar.keras")
+    assert main(["evaluate", "--model", str(tmp_path / "cifar.keras"), "--n-test", "10"]) == 2
+    assert "not an MNIST classifier: it takes inputs of shape (32, 32, 3)" in capsys.readouterr().err
 
 
 def ring(size=200, stroke=8, ink=0, paper=255):
