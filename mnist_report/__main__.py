@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 
-from mnist_report.config import PRECISIONS, TrainConfig
+from mnist_report.config import ARCHITECTURES, PRECISIONS, TrainConfig
 from mnist_report.data import DataError
 
 
@@ -17,13 +17,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_report", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train the baseline network and save it")
+    train = sub.add_parser("train", help="train a network (the baseline unless --architecture better) and save it")
+    meaning = _field_comments()
     for f in dataclasses.fields(TrainConfig):
-        kind = int if f.default is None else type(f.default)  # n_train/n_test: None or an int
-        choices = PRECISIONS if f.name == "precision" else None
-        train.add_argument(
-            f"--{f.name.replace('_', '-')}", type=kind, default=f.default, choices=choices, help=f"default: {f.default}"
-        )
+        kind = _int_or_none if f.default is None else type(f.default)  # n_train, n_test, patience: None or an int
+        choices = {"precision": PRECISIONS, "architecture": ARCHITECTURES}.get(f.name)
+        train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, choices=choices,
+                           help=f"{meaning.get(f.name, '')} (default: {f.default})".lstrip())  # fmt: skip
     train.add_argument(
         "--save-model", required=True, metavar="PATH.keras", help="where to write the trained model (a .keras file)"
     )
@@ -61,6 +61,28 @@ def _parser() -> argparse.ArgumentParser:
                          "-y candidates '{base: {}, smoothing: {label_smoothing: 0.1}}'")
     nb.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
     return parser
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text == "None" else int(text)
+
+
+def _field_comments() -> dict[str, str]:
+    """Each ``TrainConfig`` field's meaning, from its comment in config.py (written there once)."""
+    import inspect
+    import re
+
+    found, last = {}, None
+    for line in inspect.getsource(TrainConfig).splitlines():
+        field, more = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)", line), re.match(r"\s+#\s*(.+)", line)
+        if field:
+            last = field.group(1)
+            found[last] = field.group(2)
+        elif more and last:  # the comment goes on, on a line of its own
+            found[last] += " " + more.group(1)
+        else:
+            last = None
+    return {k: v.replace("%", "%%") for k, v in found.items()}  # argparse formats help with %
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +179,7 @@ def _train(args) -> int:
     from pathlib import Path
 
     from mnist_report import data, train
+    from mnist_report.evaluate import evaluate
     from mnist_report.io import atomic_path
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -169,7 +192,9 @@ def _train(args) -> int:
     run = train.train(config, splits)
     with atomic_path(out) as tmp:
         run.model.save(tmp)
-    print(f"saved {out} after {run.train_seconds:.0f} s of training")
+    ev = evaluate(splits.y_test, train.predict_proba(run.model, splits.x_test))
+    print(f"saved {out} after {run.train_seconds:.0f} s of training; test accuracy {ev.accuracy:.2%} "
+          f"({ev.n_errors} errors in {ev.n:,})")  # fmt: skip
     return 0
 
 

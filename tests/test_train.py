@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from mnist_report import train
+from mnist_report import data, train
 from mnist_report.__main__ import main
 from mnist_report.config import TrainConfig
 from mnist_report.evaluate import evaluate
@@ -107,12 +107,31 @@ def test_bf16_training_learns_and_warns_where_bf16_is_emulated(small_splits, cap
     assert evaluate(small_splits.y_test, predict_proba(run.model, small_splits.x_test)).accuracy > 0.5
 
 
-def test_cli_train_parser_types_every_config_field():
+def test_cli_train_parser_types_every_config_field(capsys):
     from mnist_report.__main__ import _parser
 
     args = _parser().parse_args(["train", "--save-model", "m.keras", "--precision", "mixed_bfloat16",
-                                 "--learning-rate", "0.01", "--n-train", "500"])  # fmt: skip
+                                 "--learning-rate", "0.01", "--n-train", "500", "--patience", "None"])  # fmt: skip
     assert (args.precision, args.learning_rate, args.n_train, args.epochs) == ("mixed_bfloat16", 0.01, 500, 10)
+    assert args.patience is None and _parser().parse_args(["train", "--save-model", "m.keras"]).n_test is None
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "--save-model", "m.keras", "--architecture", "resnet"])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "--label-smoothing LABEL_SMOOTHING share of each one-hot target spread evenly" in helped  # config.py's words
+    assert "exponential moving average of the weights" in helped  # a comment that goes on to a second line
+
+
+@pytest.mark.slow
+def test_cli_train_saves_the_model_it_tested(tmp_path, capsys):
+    path = tmp_path / "m.keras"
+    assert main(["train", "--epochs", "1", "--n-train", "300", "--n-test", "100", "--save-model", str(path)]) == 0
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    raw = data.load_idx()
+    ev = evaluate(raw.y_test[:100], predict_proba(train.load_model(path), data.normalise(raw.x_test[:100])))
+    assert said.endswith(f"test accuracy {ev.accuracy:.2%} ({ev.n_errors} errors in 100)")
 
 
 @pytest.mark.slow
