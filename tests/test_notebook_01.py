@@ -73,15 +73,22 @@ def test_a_small_report_reproduces_identically_and_an_edited_number_is_caught(ex
     assert result["ok"] and result["verdict"].startswith("REPRODUCED: all"), result["verdict"]
     assert (out / "reproduce.md").is_file() and json.loads((out / "reproduce.json").read_text())["ok"]
     assert any(r["kind"] == "timing" for r in result["rows"])  # listed apart, never judged
-    # the committed accuracy edited by more than noise: found, and exit status 1
+    assert result["same_machine"] == {NAME: True}  # the metrics record the machine they were made on
+    # on the same machine, any number edited in the committed copy is caught, and exit status 1
     metrics = json.loads((committed / f"{NAME}.metrics.json").read_text())
     metrics["test"]["accuracy"] += 0.05
-    metrics["test"]["loss"] += 0.001  # a statistic the report gives no noise for: listed, not judged
+    metrics["test"]["loss"] += 0.001
+    (committed / f"{NAME}.metrics.json").write_text(json.dumps(metrics))
+    assert reproduce.main(committed, out, timeout=600, compare_only=True) == 1
+    text = capsys.readouterr().out
+    assert "NOT REPRODUCED: 2 of" in text and text.count("DIFFERS on the same machine") >= 2
+    # as if the report had been made on another machine: the accuracy is judged against noise, the loss listed
+    metrics["environment"]["fingerprint"]["simd"] = ["avx512f"]
     (committed / f"{NAME}.metrics.json").write_text(json.dumps(metrics))
     assert reproduce.main(committed, out, timeout=600, compare_only=True) == 1
     text = capsys.readouterr().out
     assert "NOT REPRODUCED: 1 of" in text and "test.accuracy" in text and "OUTSIDE noise" in text
-    assert "different (not judged)" in text
+    assert "| test.loss |" in text and "different (not judged)" in text
 
 
 @pytest.mark.slow
