@@ -33,7 +33,8 @@ def skip_if_owed(name: str) -> None:
     record = REPORTS / f"{name}.inputs.json"
     if not record.is_file():
         pytest.skip(f"reports/{name}.inputs.json is missing: regeneration owed")
-    recorded, current = json.loads(record.read_text()), provenance.inputs(PROJECT_ROOT / "notebooks" / f"{name}.ipynb")
+    notebook = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
+    recorded, current = provenance.read_record(record, notebook), provenance.inputs(notebook)
     changed = provenance.differences({k: recorded.get(k, {}) for k in ("notebook", "code")},
                                      {k: current[k] for k in ("notebook", "code")})  # fmt: skip
     if changed:
