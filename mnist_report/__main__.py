@@ -190,9 +190,9 @@ def _train(args) -> int:
     splits = data.splits_for(data.load_raw(), config)
     print(splits.describe())
     run = train.train(config, splits)
+    ev = evaluate(splits.y_test, train.predict_proba(run.model, splits.x_test))  # before saving: Ctrl-C saves nothing
     with atomic_path(out) as tmp:
         run.model.save(tmp)
-    ev = evaluate(splits.y_test, train.predict_proba(run.model, splits.x_test))
     print(f"saved {out} after {run.train_seconds:.0f} s of training; test accuracy {ev.accuracy:.2%} "
           f"({ev.n_errors} errors in {ev.n:,})")  # fmt: skip
     return 0

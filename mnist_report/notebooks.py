@@ -72,12 +72,38 @@ def check_parameters(notebook: str | Path, params: dict[str, Any]) -> dict:
     return known
 
 
+# parameters that say where a notebook writes or trains, not what it computes
+PLACES = ("output_dir", "cache_dir", "run_dir", "scheduler", "workers")
+
+
 def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], known: dict) -> dict[str, Any]:
     """``params`` with ``output_dir`` (where a notebook writes its figures and metrics) set to the
     executed notebook's folder, where it is not given; refused where it is given elsewhere, since only
-    that folder's outputs are staged (published whole or not at all)."""
+    that folder's outputs are staged (published whole or not at all). The committed ``reports/`` takes
+    only a run with the notebook's own parameters (``make report``'s): other values go elsewhere."""
+    folder = output.parent.resolve()
+    computing = sorted(set(params) - set(PLACES))
+    if folder == (PROJECT_ROOT / "reports").resolve() and computing:
+        raise ValueError(f"{notebook.name}: reports/ holds the report made with the notebook's own parameters "
+                         f"(make report); with other values of {', '.join(computing)}, execute it into another "
+                         f"folder (make run OUT=reports/custom)")  # fmt: skip
     if "output_dir" not in known:
         return params
+    if "output_dir" not in params:
+        try:
+            default = ast.literal_eval(known["output_dir"]["default"])  # as written in the parameters cell
+        except (ValueError, SyntaxError):
+            default = None
+        if isinstance(default, str) and from_root(default).resolve() == folder:
+            return params  # nothing to inject (as `make report` runs the notebooks into reports/)
+        return {**params, "output_dir": str(folder)}
+    if from_root(params["output_dir"]).resolve() != folder:
+        raise ValueError(
+            f"{notebook.name}: output_dir {params['output_dir']!r} (relative to the project root: "
+            f"{from_root(params['output_dir']).resolve()}) is not the executed notebook's folder ({folder}); its "
+            f"figures and metrics are written beside the executed notebook: leave output_dir out, or give the "
+            f"same folder to both")  # fmt: skip
+    return params
     if "output_dir" not in params:
         default = ast.literal_eval(known["output_dir"]["default"])  # as written in the parameters cell
         if from_root(default).resolve() == output.parent.resolve():
@@ -126,10 +152,11 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
         os.replace(partial, failed)
         shutil.rmtree(stage, ignore_errors=True)
         first_line = next((line for line in e.source.splitlines() if line.strip()), "")
+        tail = _kernel_log_tail(kernel_log)  # a Dask worker's restart, say, is told there
         raise RuntimeError(
             f"{notebook} failed in the cell that begins `{first_line}` (execution count {e.exec_count}): "
             f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} and its "
-            f"figures and metrics were left as they were"
+            f"figures and metrics were left as they were" + (f"\nthe kernel's last messages:\n{tail}" if tail else "")
         ) from None
     except (KeyboardInterrupt, SystemExit):  # interrupted: nothing half-written remains
         partial.unlink(missing_ok=True)
@@ -139,8 +166,8 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
         partial.unlink(missing_ok=True)
         shutil.rmtree(stage, ignore_errors=True)
         tail = _kernel_log_tail(kernel_log)
-        if tail:
-            e.add_note(f"the kernel's last messages:\n{tail}")
+        if tail:  # BaseException.add_note, by hand: Python 3.10 has none
+            e.__notes__ = [*getattr(e, "__notes__", []), f"the kernel's last messages:\n{tail}"]
         raise
     finally:
         IPCKernelManager.stderr_to = None
@@ -151,13 +178,13 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
             os.environ[STAGING_ENV] = saved_env
     publish(stage, output.parent, output.stem)
     provenance.record(notebook, output, made_from=made_from)
+    os.replace(partial, output)  # last: Make sees the notebook as up to date only when all is in place
+    failed.unlink(missing_ok=True)
     changed = provenance.differences(made_from, provenance.inputs(notebook))
     if changed:
         warnings.warn(f"{notebook.name}: its sources changed while it ran ({'; '.join(changed)}); its outputs are "
                       f"recorded as made from the sources at its start, so `make check-report` calls it stale",
                       stacklevel=2)  # fmt: skip
-    os.replace(partial, output)  # last: Make sees the notebook as up to date only when all is in place
-    failed.unlink(missing_ok=True)
     return output
 
 

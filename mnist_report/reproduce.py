@@ -19,9 +19,11 @@ so much. How a difference is judged:
   - a number or text that describes the setup (configuration, data sizes, seeds, precision) must be
     identical;
   - a choice made on validation scores (notebook 03's selected hyperparameters and recipe) may
-    differ; it is listed, not judged, as are the other statistics (losses, calibration, p-values,
-    confusion counts, training curves) that the report gives no noise of their own;
-  - timings are listed apart.
+    differ; it is listed, not judged, and so are the accuracies that follow from it when it did
+    (``FOLLOWS_CHOICES``: the tuned and final networks, their tests), and the other statistics
+    (losses, calibration, p-values, confusion counts, training curves) that the report gives no
+    noise of their own; a validation accuracy is a share of the validation images;
+  - timings, and how many runs were read back from a cache, are listed apart.
 - A list of records is matched by each record's name (``runs[seed=3]``, ``top_undirected_pairs[pair=4-9]``),
   not by position, so that a reordering is no difference; a record only one side has is listed, and
   counts against the reproduction only when it is part of the setup or an accuracy.
@@ -42,6 +44,7 @@ import nbformat
 
 from mnist_report import schema
 from mnist_report.io import write_json
+from mnist_report.notebooks import PLACES
 from mnist_report.paths import PROJECT_ROOT, shown
 
 FAMILY_ALPHA = 0.05  # the chance that noise alone puts any judged number outside noise
@@ -50,9 +53,11 @@ SETUP = ("config", "final_config", "base_config", "data", "seeds", "parameters",
 SETUP_PATHS = ("precision",)  # notebook 03's resolved precision ("auto" is bfloat16 on some CPUs only)
 CHOICES = ("selected", "choice")  # and notebook 03's final and snapshot recipes (see _kind)
 CURVES = ("history", "final_history")  # accuracy epoch by epoch: the final numbers are judged instead
+# what follows from a choice: where the choice differs (off the report's machine), listed, not judged
+FOLLOWS_CHOICES = ("tuned", "final", "snapshot", "mcnemar", "mcnemar_by_seed", "mcnemar_earlier_better",
+                   "mcnemar_ensembles", "label_errors")  # fmt: skip
+COST = ("time.cached", "time.runs")  # how much a run read back from its cache: not a result
 RECORD_NAMES = ("pair", "candidate", "digit", "seed", "trial", "step", "index")
-# parameters that say where a notebook writes or trains, not what it computes
-PLACES = ("output_dir", "cache_dir", "run_dir", "scheduler", "workers")
 
 
 def recorded_parameters(executed: Path) -> dict:
@@ -92,7 +97,7 @@ def flatten(obj, path: str = "") -> dict[str, float | str]:
 def _kind(path: str) -> str:
     parts = [p.split("[")[0] for p in path.split(".")]
     last = parts[-1]
-    if "seconds" in last or last.endswith("_s") or "seconds" in parts:
+    if "seconds" in last or last.endswith("_s") or "seconds" in parts or path in COST:
         return "timing"
     if any(p in CHOICES for p in parts) or (parts[0] in ("final", "snapshot") and parts[1:2] == ["config"]):
         return "choice"
@@ -100,29 +105,34 @@ def _kind(path: str) -> str:
         return "setup"
     if parts[0] in CURVES:
         return "statistic"
-    if "accuracy" in last or "accuracies" in parts or last in ("n_errors", "mean", "ci_low", "ci_high"):
+    if "accurac" in last or "accuracies" in parts or last in ("n_errors", "mean", "ci_low", "ci_high"):
         return "accuracy"
     return "statistic"
 
 
-def _sibling(path: str, name: str) -> str:
-    """The path of ``name`` beside the number at ``path`` (``a.mean[3]`` -> ``a.std[3]`` for "std")."""
+def _sibling(path: str, name: str, keep_index: bool = True) -> str:
+    """The path of ``name`` beside the number at ``path`` (``a.mean[3]`` -> ``a.std[3]`` for "std";
+    without ``keep_index``, ``a.std``)."""
     head, _, last = path.rpartition(".")
-    index = last[last.index("["):] if "[" in last else ""
+    index = last[last.index("["):] if "[" in last and keep_index else ""
     return f"{head}.{name}{index}" if head else f"{name}{index}"
 
 
-def spread(path: str, numbers: dict, n_test: int, seed_std: float | None, n_seeds: int) -> float:
+def spread(path: str, numbers: dict, n_test: int, seed_std: float | None, n_seeds: int, n_val: int | None = None
+           ) -> float:  # fmt: skip
     """How much a number of kind "accuracy" varies from one reproduction to the next (one draw's
-    standard deviation; see the module's docstring)."""
+    standard deviation; see the module's docstring). A validation accuracy is a share of ``n_val``
+    images, where the metrics give it."""
     value = numbers[path]
+    if n_val and ("val_" in path or path.startswith(("search.", "candidates."))):
+        n_test = n_val
     if path.endswith("n_errors"):
         p = 1 - value / n_test
         return math.sqrt(max(p * (1 - p), 1 / n_test) / n_test) * n_test
     last = path.rpartition(".")[2].split("[")[0]
     if last in ("mean", "ci_low", "ci_high") and (seed_std or _sibling(path, "std") in numbers):
         std = numbers.get(_sibling(path, "std"), seed_std)
-        n_runs = numbers.get(_sibling(path, "n_runs").split("[")[0], n_seeds)
+        n_runs = numbers.get(_sibling(path, "n_runs", keep_index=False), n_seeds)
         return std / math.sqrt(max(n_runs, 1))
     if "difference" in last:  # a difference from a fixed claim: the accuracy's own error
         value = numbers.get(_sibling(path, "accuracy"), value)
@@ -158,6 +168,9 @@ def compare(committed: Path, reproduced: Path) -> dict:
         machines[name] = same_machine(old, new)
         old_numbers, new_numbers = flatten(old), flatten(new)
         n_test, n_seeds = _n_test(old_numbers), len(old.get("seeds") or []) or 1
+        n_val = old_numbers.get("data.n_val") or old_numbers.get("candidates.n_val")
+        other_choice = not machines[name] and any(
+            _kind(k) == "choice" and old_numbers.get(k) != new_numbers.get(k) for k in {*old_numbers, *new_numbers})
         for key in [*old_numbers, *(k for k in new_numbers if k not in old_numbers)]:
             a, b, kind = old_numbers.get(key), new_numbers.get(key), _kind(key)
             if isinstance(a if a is not None else b, str) and kind not in ("setup", "choice"):
@@ -171,8 +184,10 @@ def compare(committed: Path, reproduced: Path) -> dict:
                 row["verdict"] = "DIFFERS on the same machine"
             elif a is None or b is None:
                 row["verdict"] = "missing" if kind in ("setup", "accuracy") else "different (not judged)"
+            elif kind == "accuracy" and other_choice and key.split(".")[0].split("[")[0] in FOLLOWS_CHOICES:
+                row["verdict"] = "follows another choice (not judged)"
             elif kind == "accuracy":
-                row["spread"] = math.sqrt(2) * spread(key, old_numbers, n_test, seed_std, n_seeds)
+                row["spread"] = math.sqrt(2) * spread(key, old_numbers, n_test, seed_std, n_seeds, n_val)
             elif kind == "setup":
                 row["verdict"] = "OUTSIDE noise"  # the setup must be the same
             elif kind == "choice":

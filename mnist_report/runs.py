@@ -90,8 +90,10 @@ def _worker_code_version() -> str:
 def check_workers(executor: fanout.Executor) -> None:
     """Refuse to train on workers whose training code, numerical packages or machine differ from this
     process's: the runs they trained would be stored under this process's cache key (a cluster of
-    other machines, or workers started from another checkout or environment)."""
-    theirs = executor.client.run(_worker_code_version)
+    other machines, or workers started from another checkout or environment). The workers connected
+    now are checked; one that joins later is not."""
+    # a worker that cannot even run this (another checkout, without this function) answers with its error
+    theirs = executor.client.run(_worker_code_version, on_error="return")
     other = sorted(address for address, version in theirs.items() if version != code_version())
     if other:
         raise RuntimeError(

@@ -141,8 +141,11 @@ def test_a_notebook_executed_elsewhere_writes_beside_its_output_and_never_into_t
     monkeypatch.setattr(notebooks.pm, "execute_notebook", execute)
     notebooks.execute(nb, tmp_path / "elsewhere" / "01-x.ipynb", {"x": 2})
     assert given[-1] == {"x": 2, "output_dir": str(tmp_path / "elsewhere")}  # beside the executed notebook
-    with pytest.raises(ValueError, match="output_dir 'reports' is not the executed notebook's folder"):
+    elsewhere = r"output_dir 'reports' \(relative to the project root: .*\) is not the executed notebook's folder"
+    with pytest.raises(ValueError, match=elsewhere):
         notebooks.execute(nb, tmp_path / "elsewhere" / "01-x.ipynb", {"output_dir": "reports"})
+    with pytest.raises(ValueError, match="reports/ holds the report made with the notebook's own parameters"):
+        notebooks.execute(nb, PROJECT_ROOT / "reports" / "01-x.ipynb", {"x": 2})  # make run OUT=reports
     # and whatever runs, only make report's own run into reports/ writes there (through its staging)
     monkeypatch.setenv(report.STAGING_ENV, f"{tmp_path / 'elsewhere'}{os.pathsep}{tmp_path / 'stage'}")
     assert report.staged(PROJECT_ROOT / "reports") == PROJECT_ROOT / "reports" / "interactive"

@@ -101,3 +101,25 @@ def test_a_report_made_by_older_code_or_nothing_reproduced_yet_is_said_plainly(t
     assert (tmp_path / "again" / "cache" / "KEY").is_dir()  # refused before anything was emptied
     with pytest.raises(ValueError, match="nothing to compare: .*nowhere does not exist"):
         reproduce.main(reports, tmp_path / "nowhere", timeout=None, compare_only=True)
+
+
+def test_a_choice_that_fell_the_other_way_is_listed_with_what_follows_from_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(schema, "SCHEMAS", {})
+    beyond = {"search": {"selected": {"learning_rate": 0.001}},
+              "candidates": {"n_val": 6000, "rows": [{"candidate": "base", "mean": 0.9950}]},
+              "final": {"summary": {"mean": 0.9965, "std": 0.0003, "n_runs": 5}},
+              "time": {"cached": 12, "runs": 20, "seconds": 30.0}}  # fmt: skip
+    other = {"search": {"selected": {"learning_rate": 0.002}},  # another machine picked another trial
+             "candidates": {"n_val": 6000, "rows": [{"candidate": "base", "mean": 0.9954}]},
+             "final": {"summary": {"mean": 0.9940, "std": 0.0003, "n_runs": 5}},
+             "time": {"cached": 0, "runs": 20, "seconds": 900.0}}  # fmt: skip
+    for where, metrics in (("a", beyond), ("b", other)):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "03-beyond-the-seed.metrics.json").write_text(json.dumps(metrics))
+    result = reproduce.compare(tmp_path / "a", tmp_path / "b")
+    verdicts = {r["number"]: r["verdict"] for r in result["rows"] if r["verdict"] != "identical"}
+    assert verdicts == {"search.selected.learning_rate": "another choice (not judged)",
+                        "final.summary.mean": "follows another choice (not judged)",
+                        "candidates.rows[candidate=base].mean": "within noise",  # judged on 6,000 images
+                        "time.cached": "timing", "time.seconds": "timing"}  # fmt: skip
+    assert result["ok"]

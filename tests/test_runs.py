@@ -119,12 +119,14 @@ def test_a_scheduler_that_cannot_be_reached_is_named_before_anything_trains(monk
 
 def test_workers_of_other_code_or_another_machine_are_refused():
     class Client:  # a cluster's answers to client.run: one worker from another checkout or machine
-        def run(self, function):
-            assert function() == runs.code_version()  # what a worker answers: its own code_version
-            return {"tcp://10.0.0.1:40000": runs.code_version(), "tcp://10.0.0.2:40000": "another"}
+        def run(self, function, on_error):
+            assert function() == runs.code_version() and on_error == "return"  # a worker answers its code_version
+            return {"tcp://10.0.0.1:40000": runs.code_version(), "tcp://10.0.0.2:40000": "another",
+                    "tcp://10.0.0.3:40000": AttributeError("module 'mnist_report.runs' has no attribute")}
 
     executor = fanout.Executor(client=Client(), cluster=None, address="tcp://10.0.0.1:8786")
-    with pytest.raises(RuntimeError, match=r"1 of the 2 Dask workers \(tcp://10\.0\.0\.2:40000\) run other training"):
+    workers = r"2 of the 3 Dask workers \(tcp://10\.0\.0\.2:40000, tcp://10\.0\.0\.3:40000\) run other"
+    with pytest.raises(RuntimeError, match=workers):
         runs.check_workers(executor)  # run_many calls it before it submits a run
 
 
