@@ -16,7 +16,7 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 
 from mnist_report import provenance
-from mnist_report.paths import PROJECT_ROOT, from_root, shown
+from mnist_report.paths import PROJECT_ROOT, from_root
 from mnist_report.report import STAGING_ENV
 
 
@@ -104,17 +104,6 @@ def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], kno
             f"figures and metrics are written beside the executed notebook: leave output_dir out, or give the "
             f"same folder to both")  # fmt: skip
     return params
-    if "output_dir" not in params:
-        default = ast.literal_eval(known["output_dir"]["default"])  # as written in the parameters cell
-        if from_root(default).resolve() == output.parent.resolve():
-            return params  # nothing to inject (as `make report` runs the notebooks into reports/)
-        return {**params, "output_dir": shown(output.parent)}
-    if from_root(params["output_dir"]).resolve() != output.parent.resolve():
-        raise ValueError(
-            f"{notebook.name}: output_dir {params['output_dir']!r} is not the executed notebook's folder "
-            f"({shown(output.parent)}); its figures and metrics are written beside the executed notebook: "
-            f"leave output_dir out, or give the same folder to both")  # fmt: skip
-    return params
 
 
 # Seconds one cell may run before papermill stops the notebook: long enough for the longest cell on a small
@@ -158,14 +147,10 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
             f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} and its "
             f"figures and metrics were left as they were" + (f"\nthe kernel's last messages:\n{tail}" if tail else "")
         ) from None
-    except (KeyboardInterrupt, SystemExit):  # interrupted: nothing half-written remains
+    except BaseException as e:  # interrupted, timed out, or the kernel died: nothing half-written remains
         partial.unlink(missing_ok=True)
         shutil.rmtree(stage, ignore_errors=True)
-        raise
-    except BaseException as e:  # timed out, or the kernel died: nothing half-written remains either
-        partial.unlink(missing_ok=True)
-        shutil.rmtree(stage, ignore_errors=True)
-        tail = _kernel_log_tail(kernel_log)
+        tail = "" if isinstance(e, KeyboardInterrupt | SystemExit) else _kernel_log_tail(kernel_log)
         if tail:  # BaseException.add_note, by hand: Python 3.10 has none
             e.__notes__ = [*getattr(e, "__notes__", []), f"the kernel's last messages:\n{tail}"]
         raise
