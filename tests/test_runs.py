@@ -197,11 +197,33 @@ def test_a_function_docstring_is_prose_and_a_layer_width_is_code(tmp_path):
     model.write_text(source)
     train.write_text(train.read_text().replace("floor: float = 0.01", "floor: float = 0.02"))  # the lr schedule
     assert runs.source_hash(tmp_path / "p") != base
+    # a message reworded (a warning, an exception's) is prose too; the exception's type is code
+    source = (runs.PACKAGE_DIR / "train.py").read_text()
+    for old, new in [("training from the start\", stacklevel", "starting over\", stacklevel"),
+                     ("cannot be restored ({why})", "is unusable: {why}")]:
+        assert old in source
+        train.write_text(source.replace(old, new))
+        assert runs.source_hash(tmp_path / "p") == base, new
+    train.write_text(source.replace("raise BackupError(f\"the backup", "raise OSError(f\"the backup"))
+    assert runs.source_hash(tmp_path / "p") != base
+    train.write_text(source)
     # modules that hold the report's prose and statistics are not training code
     (tmp_path / "p" / "evaluate.py").write_text("REWORDED = 'the claim holds'\n")
     (tmp_path / "p" / "runs.py").write_text("REWORDED = 'a progress line'\n")
     train.write_text((runs.PACKAGE_DIR / "train.py").read_text())
     assert runs.source_hash(tmp_path / "p") == base
+
+
+def test_code_shown_to_give_the_same_numbers_keeps_the_earlier_key_and_an_edit_after_it_does_not(tmp_path):
+    shutil.copytree(runs.PACKAGE_DIR, tmp_path / "p")
+    now = runs.source_hash(tmp_path / "p")
+    assert runs.training_code_hash(tmp_path / "p") == runs.SAME_NUMBERS_AS.get(now, now)
+    if now in runs.SAME_NUMBERS_AS:  # the code as committed: its cached runs are the earlier version's
+        assert runs._SOURCE_HASH == runs.SAME_NUMBERS_AS[now] != now
+    train = tmp_path / "p" / "train.py"
+    train.write_text(train.read_text().replace("floor: float = 0.01", "floor: float = 0.02"))
+    edited = runs.source_hash(tmp_path / "p")
+    assert runs.training_code_hash(tmp_path / "p") == edited not in {now, *runs.SAME_NUMBERS_AS.values()}
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -67,7 +68,12 @@ def test_load_model_errors(tmp_path):
         train.load_model(tmp_path / "nope.keras")
     bad = tmp_path / "bad.keras"
     bad.write_text("not a model")
-    with pytest.raises(ValueError, match="bad.keras is not a loadable Keras model"):
+    with pytest.raises(ValueError, match="bad.keras is not a Keras model file: a .keras model is a zip archive") as e:
+        train.load_model(bad)
+    assert "not found" not in str(e.value)  # Keras' own message says "File not found" for a file that is there
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("hello.txt", "a zip, but no model")
+    with pytest.raises(ValueError, match="bad.keras is a zip archive but not a Keras model that loads"):
         train.load_model(bad)
 
 
@@ -141,6 +147,30 @@ def test_the_better_network_trains_with_a_falling_learning_rate(small_splits):
     assert run.model.name == "better_cnn"
     assert run.history["learning_rate"][1] < run.history["learning_rate"][0] == pytest.approx(config.learning_rate)
     assert len(run.history["val_accuracy"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{}, {"architecture": "better", "dense_units": 16, "conv_width": 4,
+                                          "ema_momentum": 0.9, "label_smoothing": 0.1}],
+                         ids=["baseline", "better-averaged-smoothed"])  # fmt: skip
+def test_one_trace_per_run_gives_the_numbers_of_two(small_splits, monkeypatch, options):
+    """``train.build_state`` creates the optimizer's and the metrics' variables before ``fit`` traces the
+    training step, which is then traced once, not twice; the numbers are those of a run that leaves it to
+    ``fit``, bit for bit (what ``runs.SAME_NUMBERS_AS`` relies on)."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traces = []
+    step = TensorFlowTrainer.train_step
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", lambda self, batch: traces.append(1) or step(self, batch))
+    config = TrainConfig(epochs=2, batch_size=64, seed=3, **options)
+    once = train.train(config, small_splits, print_fn=None)
+    once_traces, traces[:] = len(traces), []
+    monkeypatch.setattr(train, "build_state", lambda model, batch_spec: None)
+    twice = train.train(config, small_splits, print_fn=None)
+    assert (once_traces, len(traces)) == (1, 2)
+    assert once.history == twice.history
+    np.testing.assert_array_equal(predict_proba(once.model, small_splits.x_test),
+                                  predict_proba(twice.model, small_splits.x_test))  # fmt: skip
 
 
 @pytest.mark.parametrize(("capability", "cpu_flags", "native"), [
