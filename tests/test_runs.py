@@ -59,9 +59,15 @@ def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, p
     assert plain.snapshot_test_proba.shape == (0, 100, 10)
 
 
+@pytest.fixture(scope="module")
+def tiny_on_the_pool(raw, pool, tmp_path_factory):
+    """TINY's seeds 0, 1 and 2, trained on the tests' two-worker cluster: what other executors must match."""
+    return runs.run_seeds(TINY, [0, 1, 2], raw, tmp_path_factory.mktemp("tiny"), pool, print_fn=None)
+
+
 @pytest.mark.slow
-def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, pool):
-    two = runs.run_seeds(TINY, [0, 1, 2], raw, tmp_path / "two", pool, print_fn=None)
+def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, tiny_on_the_pool):
+    two = tiny_on_the_pool
     with fanout.start(workers=1) as one_worker:
         one = runs.run_seeds(TINY, [0, 1, 2], raw, tmp_path / "one", one_worker, print_fn=None)
     assert len({r.worker for r in two}) == 2 and len({r.worker for r in one}) == 1
@@ -236,7 +242,7 @@ def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, p
 
 
 @pytest.mark.slow
-def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp_path, pool):
+def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp_path, tiny_on_the_pool):
     """The README's commands: `dask scheduler`, `dask worker ADDRESS --nworkers 2 --nthreads 1` with the
     README's distributed.yaml (MALLOC_TRIM_THRESHOLD_ unset), then the notebook's executor pointed at it."""
     config_dir = tmp_path / "dask-config"
@@ -265,7 +271,7 @@ def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp
         for p in reversed(procs):
             p.terminate()
             p.wait(timeout=30)
-    local = runs.run_seeds(TINY, [0, 1], raw, tmp_path / "local", pool, print_fn=None)
+    local = tiny_on_the_pool[:2]
     # trained there ("ADDRESS (host)"), and without MALLOC_TRIM_THRESHOLD_ (the README's YAML unset it)
     assert {r.worker.split(" (")[0] for r in by_hand} <= names
     assert len(lines) == 3 and all("MALLOC_TRIM_THRESHOLD_" not in line for line in lines)
