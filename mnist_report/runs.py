@@ -2,7 +2,8 @@
 
 A run is stored under ``<cache_root>/<key>/seed-<seed>/``. The key is a hash of everything that
 decides its numbers except the seed: the configuration (thread count included), the training code
-(``TRAINING_CODE``: its syntax tree without docstrings or comments, plus ``TRAINING_CODE_VERSION``),
+(``TRAINING_CODE``: its syntax tree without docstrings, comments or the text of its messages, plus
+``TRAINING_CODE_VERSION``; ``SAME_NUMBERS_AS`` for code shown to give an earlier version's numbers),
 the data's content, the versions of the numerical packages and the machine. Report prose (verdicts,
 progress lines, this module) is not part of it, so rewording the report keeps every cached run.
 
@@ -39,8 +40,8 @@ from mnist_report.io import atomic_path, read_json, write_json
 from mnist_report.paths import from_root, shown
 
 # The modules whose code decides a run's numbers: the configuration, the data pipeline, the models,
-# the training loop and the executor's setup. Their docstrings, comments and layout are not part of
-# the key; anything else in them is.
+# the training loop and the executor's setup. Their docstrings, comments, layout and the text of their
+# messages are not part of the key; anything else in them is (see ``code_text``).
 TRAINING_CODE = ("config.py", "data.py", "model.py", "train.py", "fanout.py")
 # Bump for a change that alters the numbers but not the code above (say, a dependency's behaviour).
 TRAINING_CODE_VERSION = 1
@@ -48,13 +49,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 POLL_S = 0.2  # seconds between looks at the runs in progress and at those locked by another process
 
 
-# Calls whose arguments are messages for people (warnings, progress lines), not inputs of a run's numbers.
+# Calls whose text is a message for people (warnings, progress lines), not an input of a run's numbers.
 MESSAGE_CALLS = ("warn", "print", "say", "print_fn")
 
 
 def code_text(path: Path) -> bytes:
     """A module's code without its prose (its syntax tree): no docstrings, comments or layout, and no
-    messages (the arguments of a raised exception and of ``MESSAGE_CALLS``; the exception's type stays),
+    message text (the string constants, f-strings' literal parts included, in the arguments of a raised
+    exception and of ``MESSAGE_CALLS``; the exception's type, the expressions and other arguments stay),
     so that rewording them does not invalidate results computed by the same code."""
     tree = ast.parse(Path(path).read_bytes(), filename=str(path))
     for node in ast.walk(tree):
@@ -69,7 +71,11 @@ def code_text(path: Path) -> bytes:
         elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in MESSAGE_CALLS:
             message = node
         if message is not None:
-            message.args, message.keywords = [], []
+            for part in ast.walk(message):
+                if isinstance(part, ast.JoinedStr):  # an f-string: its expressions, without the text between
+                    part.values = [v for v in part.values if not isinstance(v, ast.Constant)]
+                elif isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    part.value = ""
     return ast.dump(tree).encode()
 
 
@@ -82,22 +88,28 @@ def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
 
 
 # Training code shown to give the same numbers, bit for bit, as an earlier version of it keeps that version's
-# key (its source hash: the earlier one), so that a change made for speed or for messages alone does not throw
+# key (source hash: an earlier source hash; entries are followed one after another, so a new entry may name
+# the hash of the code it replaces), so that a change made for speed or for messages alone does not throw
 # away the cached runs (a day of training for the report). An entry needs a test that trains both ways and
-# compares, named beside it; `make reproduce` on the report's machine checks it again, end to end. Any later
-# edit of the training code gives a hash that no entry names, and the key changes as usual.
+# compares, named beside it with what it covers; `make reproduce` on the report's machine checks it again,
+# end to end. Any later edit of the training code gives a hash that no entry names, and the key changes as
+# usual (then remove the entries: tests/test_runs.py fails on an entry that names no code of this tree).
 SAME_NUMBERS_AS = {
-    # train.build_state (one trace of the training step per run, not two) and messages out of the key
+    # train.build_state (one trace of the training step per run, not two) and message text out of the key
     # (MESSAGE_CALLS), 2026-11-28: tests/test_train.py::test_one_trace_per_run_gives_the_numbers_of_two
-    "256ffd38976bc896aa2f29a2b8239fb10876cc9901a08db7fd126d1ab8745673":
+    # (float32, the baseline and the better network with weight averaging and label smoothing, on CPU)
+    "ca717a69b7b1e2cb32dd5aa5abc423e87e68550508b87cb969bf09099387b24b":
         "8151f7ba05e62232924745f22c0f7af91563e0c473f73316b16f00f0d89bcd8e",
 }
 
 
 def training_code_hash(package_dir: Path = PACKAGE_DIR) -> str:
-    """``source_hash``, or the earlier version's where ``SAME_NUMBERS_AS`` names it."""
-    h = source_hash(package_dir)
-    return SAME_NUMBERS_AS.get(h, h)
+    """``source_hash``, or the earliest version's that ``SAME_NUMBERS_AS`` leads to from it."""
+    h, seen = source_hash(package_dir), set()
+    while h in SAME_NUMBERS_AS and h not in seen:
+        seen.add(h)
+        h = SAME_NUMBERS_AS[h]
+    return h
 
 
 # Read once, when the package is imported: the code that runs is the code imported, so a file edited

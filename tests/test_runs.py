@@ -212,6 +212,8 @@ def test_a_function_docstring_is_prose_and_a_layer_width_is_code(tmp_path):
         assert runs.source_hash(tmp_path / "p") == base, new
     train.write_text(source.replace("raise BackupError(f\"the backup", "raise OSError(f\"the backup"))
     assert runs.source_hash(tmp_path / "p") != base
+    train.write_text(source.replace("start\", stacklevel=2", "start\", stacklevel=3"))
+    assert runs.source_hash(tmp_path / "p") != base  # not text: an argument
     train.write_text(source)
     # modules that hold the report's prose and statistics are not training code
     (tmp_path / "p" / "evaluate.py").write_text("REWORDED = 'the claim holds'\n")
@@ -220,16 +222,25 @@ def test_a_function_docstring_is_prose_and_a_layer_width_is_code(tmp_path):
     assert runs.source_hash(tmp_path / "p") == base
 
 
-def test_code_shown_to_give_the_same_numbers_keeps_the_earlier_key_and_an_edit_after_it_does_not(tmp_path):
+def test_code_shown_to_give_the_same_numbers_keeps_the_earlier_key_and_an_edit_after_it_does_not(tmp_path,
+                                                                                                monkeypatch):
     shutil.copytree(runs.PACKAGE_DIR, tmp_path / "p")
     now = runs.source_hash(tmp_path / "p")
-    assert runs.training_code_hash(tmp_path / "p") == runs.SAME_NUMBERS_AS.get(now, now)
-    if now in runs.SAME_NUMBERS_AS:  # the code as committed: its cached runs are the earlier version's
-        assert runs._SOURCE_HASH == runs.SAME_NUMBERS_AS[now] != now
+    chain = [now]
+    while chain[-1] in runs.SAME_NUMBERS_AS:
+        chain.append(runs.SAME_NUMBERS_AS[chain[-1]])
+    # every entry leads from the code of this tree to the key its cached runs have; a stale one is removed
+    assert set(runs.SAME_NUMBERS_AS) <= set(chain[:-1]), "SAME_NUMBERS_AS names code that is not this tree's"
+    assert runs.training_code_hash(tmp_path / "p") == runs._SOURCE_HASH == chain[-1]
     train = tmp_path / "p" / "train.py"
     train.write_text(train.read_text().replace("floor: float = 0.01", "floor: float = 0.02"))
     edited = runs.source_hash(tmp_path / "p")
-    assert runs.training_code_hash(tmp_path / "p") == edited not in {now, *runs.SAME_NUMBERS_AS.values()}
+    assert runs.training_code_hash(tmp_path / "p") == edited not in chain
+    # entries are followed one after another (a loop ends)
+    monkeypatch.setattr(runs, "SAME_NUMBERS_AS", {edited: "b", "b": "c"})
+    assert runs.training_code_hash(tmp_path / "p") == "c"
+    monkeypatch.setattr(runs, "SAME_NUMBERS_AS", {edited: "b", "b": edited})
+    assert runs.training_code_hash(tmp_path / "p") in {edited, "b"}
 
 
 @pytest.mark.slow

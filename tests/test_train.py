@@ -73,7 +73,7 @@ def test_load_model_errors(tmp_path):
     assert "not found" not in str(e.value)  # Keras' own message says "File not found" for a file that is there
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("hello.txt", "a zip, but no model")
-    with pytest.raises(ValueError, match="bad.keras is a zip archive but not a Keras model that loads"):
+    with pytest.raises(ValueError, match="bad.keras is not a Keras model that loads"):
         train.load_model(bad)
 
 
