@@ -82,8 +82,10 @@ bench: $(STAMP)
 	$(BIN)/python -m mnist_report.bench $(BENCH_ARGS)
 	$(BIN)/python -m mnist_report readme
 
+# Kernels over Unix sockets (as notebooks.IPCKernelManager does for make report), not TCP on localhost:
+# no port for other users, no "Kernel is running over TCP without encryption" warning.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --KernelManager.transport=ipc notebooks/
 
 clean:
 	rm -rf runs reproduce reports/custom reports/.*.partial.* reports/.*.staging reports/*.failed.ipynb
