@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 
@@ -41,9 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     rr.add_argument("--compare-only", action="store_true", help="compare what --out already holds; execute nothing")
     rr.add_argument("--resume", action="store_true",
                     help="keep the runs an interrupted reproduction trained in OUT/cache (never the report's cache)")
-    rr.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
+    rr.add_argument("--timeout", type=_seconds, help="seconds a single cell may run (default 86400, a day)")
     rp = sub.add_parser("report", help="execute exactly the stale notebooks into reports/, then update the README")
-    rp.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
+    rp.add_argument("--timeout", type=_seconds, help="seconds a single cell may run (default 86400, a day)")
 
     pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
@@ -59,12 +60,30 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("-y", "--yaml-parameter", nargs=2, action="append", default=[], metavar=("NAME", "YAML"),
                     help="a parameter given as YAML, for a dict or a list: "
                          "-y candidates '{base: {}, smoothing: {label_smoothing: 0.1}}'")
-    nb.add_argument("--timeout", type=int, help="seconds a single cell may run (default 86400, a day)")
+    nb.add_argument("--timeout", type=_seconds, help="seconds a single cell may run (default 86400, a day)")
     return parser
 
 
 def _int_or_none(text: str) -> int | None:
-    return None if text == "None" else int(text)
+    try:
+        return None if text == "None" else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or None; got {text!r}") from None
+
+
+def _seconds(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds, at least 1; got {text!r}")
+    return seconds
+
+
+def _failure(e: BaseException) -> str:
+    """An exception's message with its notes (notebooks.execute adds the kernel's last messages)."""
+    return "\n".join([str(e), *getattr(e, "__notes__", [])])
 
 
 def _field_comments() -> dict[str, str]:
@@ -103,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _evaluate(args)
     except (ValueError, DataError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_failure(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C in train, evaluate or predict (notebooks say more: _notebook)
         print(f"INTERRUPTED: {args.command} did not finish; nothing was written", file=sys.stderr)
@@ -127,9 +146,20 @@ def _notebook(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # A closed terminal (SIGHUP) or a `kill` (SIGTERM) stops the run as Ctrl-C does, so that
     # notebooks.execute removes its half-written notebook and staged outputs before exiting.
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _interrupted)
+    # The handlers are put back afterwards, for a caller that goes on (a test, a notebook kernel).
+    _SIGNALLED.clear()
+    previous = {name: signal.signal(getattr(signal, name), _interrupted)
+                for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}  # fmt: skip
+    try:
+        return _run_notebooks(args, notebooks)
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
+def _run_notebooks(args, notebooks) -> int:
+    import logging
+
     what = {"report": "the report", "reproduce": "the reproduction"}.get(args.command) or args.notebook
     timeout = args.timeout or notebooks.CELL_TIMEOUT
     stopped_by = None
@@ -160,8 +190,8 @@ def _notebook(args) -> int:
     except Exception as e:
         if _SIGNALLED:  # the signal reached the kernel first, and the runner saw it die
             stopped_by = _SIGNALLED[0]
-        elif isinstance(e, RuntimeError):
-            print(f"FAILED: {e}", file=sys.stderr)
+        elif isinstance(e, RuntimeError):  # a cell failed or timed out, or the kernel died
+            print(f"FAILED: {_failure(e)}", file=sys.stderr)
             return 1
         else:
             raise
@@ -185,8 +215,14 @@ def _train(args) -> int:
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     config = TrainConfig.from_params({k: getattr(args, k) for k in names})
     out = Path(args.save_model)
-    if out.suffix != ".keras":
-        raise ValueError(f"--save-model must end in .keras; got {out}")
+    if out.suffix != ".keras" or out.is_dir():
+        raise ValueError(f"--save-model must be a file whose name ends in .keras; got {out}")
+    try:  # before training, not after it: the folder must exist and take files
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--save-model {out}: cannot make its folder ({e.strerror})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"--save-model {out}: its folder {out.parent} is not writable")
     splits = data.splits_for(data.load_raw(), config)
     print(splits.describe())
     run = train.train(config, splits)
@@ -213,8 +249,14 @@ def _check_report() -> int:
 
 def _mnist_model(path):
     """A saved Keras model that takes MNIST images (28x28, one channel) and gives 10 classes."""
+    from pathlib import Path
+
     from mnist_report import train
 
+    if Path(path).is_dir():
+        model_file = Path(path) / "model.keras"
+        raise ValueError(f"{path} is a folder; --model takes a model file"
+                         + (f", such as {model_file}" if model_file.is_file() else " (PATH.keras)"))
     model = train.load_model(path)
     shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
     if shapes != ((28, 28, 1), (10,)):

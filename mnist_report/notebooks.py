@@ -113,12 +113,18 @@ CELL_TIMEOUT = 24 * 3600
 
 
 def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], timeout: int = CELL_TIMEOUT) -> Path:
-    """Run ``notebook`` into ``output``; on failure keep ``<stem>.failed.ipynb`` and raise RuntimeError.
+    """Run ``notebook`` into ``output``.
 
     The output is written beside the target and renamed only when every cell succeeded, so a failed
-    or interrupted run leaves the previous executed notebook untouched.
+    or interrupted run leaves the previous executed notebook untouched. A cell that raises, or runs
+    longer than ``timeout`` seconds, raises RuntimeError and keeps the copy executed so far as
+    ``<stem>.failed.ipynb``; a kernel that dies (nbclient's DeadKernelError, a RuntimeError) or an
+    interruption leaves nothing behind, the kernel's last messages in the exception's ``__notes__``.
     """
     notebook, output = Path(notebook), Path(output)
+    if output.suffix != ".ipynb" or output.is_dir():
+        raise ValueError(f"{output}: the executed notebook is written to a file whose name ends in .ipynb "
+                         f"(not a folder)")  # fmt: skip
     params = _beside_the_output(notebook, output, params, check_parameters(notebook, params))
     made_from = provenance.inputs(notebook)  # the sources as they are when it starts (it may run for hours)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +153,16 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
             f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} and its "
             f"figures and metrics were left as they were" + (f"\nthe kernel's last messages:\n{tail}" if tail else "")
         ) from None
-    except BaseException as e:  # interrupted, timed out, or the kernel died: nothing half-written remains
+    except TimeoutError:  # nbclient's CellTimeoutError: a cell ran past the limit (the kernel is stopped)
+        if partial.exists():
+            os.replace(partial, failed)
+        shutil.rmtree(stage, ignore_errors=True)
+        raise RuntimeError(
+            f"{notebook}: a cell ran longer than the {timeout} s allowed to one cell (--timeout, or TIMEOUT= for "
+            f"make); " + (f"the executed copy up to that cell is {failed}; " if failed.exists() else "")
+            + f"{output} and its figures and metrics were left as they were"
+        ) from None
+    except BaseException as e:  # interrupted, or the kernel died: nothing half-written remains
         partial.unlink(missing_ok=True)
         shutil.rmtree(stage, ignore_errors=True)
         tail = "" if isinstance(e, KeyboardInterrupt | SystemExit) else _kernel_log_tail(kernel_log)

@@ -48,14 +48,28 @@ def test_a_failing_notebook_leaves_the_previous_output_and_names_the_cell(tiny, 
 
 
 @pytest.mark.slow
-def test_a_kernel_that_dies_says_why_and_leaves_nothing_behind(tmp_path):
+def test_a_kernel_that_dies_says_why_and_leaves_nothing_behind(tmp_path, capsys):
     nb = write_notebook(tmp_path / "dies.ipynb", "x = 1",
                         "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)")
     out = tmp_path / "out" / "dies.ipynb"
-    with pytest.raises(Exception) as raised:
-        notebooks.execute(nb, out, {}, timeout=60)
-    assert "the kernel's last messages:\nout of memory, say" in "\n".join(getattr(raised.value, "__notes__", []))
+    assert main(["notebook", str(nb), str(out), "--timeout", "60"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("FAILED: ") and "the kernel's last messages:\nout of memory, say" in err, err
     assert sorted(p.name for p in out.parent.iterdir()) == []  # no partial notebook, no staging
+
+
+@pytest.mark.slow
+def test_a_cell_past_the_time_limit_fails_with_its_copy_kept_and_says_how_to_allow_more(tmp_path, capsys):
+    nb = write_notebook(tmp_path / "long.ipynb", "x = 1", "print('started', x)", "import time\ntime.sleep(60)")
+    out = tmp_path / "out" / "long.ipynb"
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    assert main(["notebook", str(nb), str(out), "--timeout", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("FAILED: ") and "ran longer than the 3 s allowed to one cell (--timeout" in err, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["long.failed.ipynb"]  # no output, no partial, no staging
+    assert "started 1" in (out.parent / "long.failed.ipynb").read_text()  # the cells before the one that timed out
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # the runner's handlers are gone again
 
 
 def test_ctrl_c_in_train_ends_with_a_line_not_a_traceback(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import write_notebook
 
 from mnist_report import data, train
 from mnist_report.__main__ import main
@@ -95,9 +96,27 @@ def test_cli_rejects_bad_parameters_before_training(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "m.keras").exists()
 
 
-def test_cli_missing_model(tmp_path, capsys):
+def test_cli_bad_input_gets_one_line_before_any_work(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "x.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.keras").write_bytes(b"")
+    assert main(["predict", "digit.png", "--model", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"is a folder; --model takes a model file, such as {tmp_path / 'run' / 'model.keras'}" in err
+    (tmp_path / "a-file").write_text("")
+    assert main(["train", "--save-model", str(tmp_path / "a-file" / "m.keras")]) == 2  # before training
+    assert "cannot make its folder" in capsys.readouterr().err
+    assert main(["train", "--save-model", str(tmp_path)]) == 2
+    assert "must be a file whose name ends in .keras" in capsys.readouterr().err
+    nb = write_notebook(tmp_path / "nb.ipynb", "x = 1", "print(x)")
+    assert main(["notebook", str(nb), str(tmp_path / "out.html")]) == 2
+    assert "a file whose name ends in .ipynb" in capsys.readouterr().err
+    for args, message in [(["train", "--n-train", "abc"], "expected a whole number or None; got 'abc'"),
+                          (["notebook", str(nb), "o.ipynb", "--timeout", "0"], "at least 1; got '0'")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, "--save-model", "m.keras"] if args[0] == "train" else args)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.slow
