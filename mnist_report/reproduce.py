@@ -261,7 +261,7 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         raise ValueError(f"reproduce writes into a directory of its own, never over {shown(reports)}")
     names = names or [p.stem for p in sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))]
     say = print_fn or (lambda line: None)
-    for name in names:  # before hours of training: the committed metrics must be readable at the end
+    for name in names:  # before hours of training: the committed report must be there, readable at the end
         if (reports / f"{name}.metrics.json").is_file():
             try:
                 schema.load(reports / f"{name}.metrics.json")
@@ -269,12 +269,13 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
                 raise ValueError(f"the committed report of {name} was made by older code, so there is nothing "
                                  f"to reproduce yet: regenerate it first (`make check-report` names what changed, "
                                  f"`make report` regenerates it). {e}") from None  # fmt: skip
+        if not (reports / f"{name}.ipynb").is_file():
+            raise FileNotFoundError(f"{shown(reports / f'{name}.ipynb')} does not exist: there is no committed "
+                                    f"report of {name} to reproduce (`make report` makes it)")  # fmt: skip
     if not resume:
         shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
     for name in names:
         executed = reports / f"{name}.ipynb"
-        if not executed.is_file():
-            raise FileNotFoundError(f"{shown(executed)} does not exist: there is no committed report to reproduce")
         params = recorded_parameters(executed)
         source = Path(notebooks_dir) / f"{name}.ipynb"
         known = notebooks.pm.inspect_notebook(str(source))

@@ -99,6 +99,9 @@ def test_a_report_made_by_older_code_or_nothing_reproduced_yet_is_said_plainly(t
     with pytest.raises(ValueError, match=f"the committed report of {NAME} was made by older code.*make report"):
         reproduce.reproduce(reports, tmp_path / "again", names=[NAME], print_fn=None)
     assert (tmp_path / "again" / "cache" / "KEY").is_dir()  # refused before anything was emptied
+    with pytest.raises(FileNotFoundError, match=f"{NAME}.ipynb does not exist: there is no committed report"):
+        reproduce.reproduce(tmp_path / "none", tmp_path / "again", names=[NAME], print_fn=None)
+    assert (tmp_path / "again" / "cache" / "KEY").is_dir()
     with pytest.raises(ValueError, match="nothing to compare: .*nowhere does not exist"):
         reproduce.main(reports, tmp_path / "nowhere", timeout=None, compare_only=True)
 
