@@ -88,9 +88,10 @@ def inputs(notebook: str | Path, root: Path = PROJECT_ROOT) -> dict:
 
 
 def data_files(root: Path = PROJECT_ROOT) -> list[Path]:
-    """The data a report is computed from: the MNIST files and the lists beside them (the test-set
-    label errors)."""
-    return [*sorted((root / "data" / "mnist").glob("*")), *sorted((root / "data").glob("*.json"))]
+    """The data a report is computed from: the MNIST files, their checksums and the lists beside them (the
+    test-set label errors); not the folder's README, whose prose reaches no number."""
+    mnist = root / "data" / "mnist"
+    return [*sorted(mnist.glob("*.gz")), *sorted(mnist.glob("SHA256SUMS")), *sorted((root / "data").glob("*.json"))]
 
 
 def _relative(path: Path, root: Path) -> str:

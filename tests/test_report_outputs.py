@@ -66,6 +66,8 @@ def test_check_report_names_what_changed(tmp_path):
     (root / "mnist_report" / "bench.py").write_text("b = 2\n")  # the notebook does not import it: up to date
     (root / "mnist_report" / "new.py").write_text("")
     assert check() == {"01-x": []}
+    (root / "data" / "mnist" / "README.md").write_text("where the files come from")  # prose: not an input
+    assert check() == {"01-x": []}
     (root / "data" / "label-errors.json").write_text("[]")  # a list beside the MNIST files is data too
     assert check() == {"01-x": ["data/label-errors.json is new"]}
     provenance.record(nb, root / "reports" / "01-x.ipynb", root)
