@@ -170,14 +170,14 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the protocol
 
-    from mnist_report import data
+    from mnist_report import data, machine
 
     splits = data.make_splits(data.load_raw(), 0.0, seed, n_train, n_test)
     peak = PEAK_OF[impl]
     if impl == REFERENCE:
         from mnist_report.reference_torch import TorchTrainer
 
-        trainer = TorchTrainer(splits.x_train, splits.y_train, batch_size, seed, threads=os.cpu_count() or 1)
+        trainer = TorchTrainer(splits.x_train, splits.y_train, batch_size, seed, threads=machine.cores())
         run_epoch, predict = trainer.epoch, trainer.predict
         product = torch_product()
     else:

@@ -28,8 +28,19 @@ def versions(names=REPORT_PACKAGES) -> dict[str, str | None]:
     return found
 
 
+def cores() -> int:
+    """The cores this process may use: the affinity mask (a container's or ``taskset``'s share), not the
+    machine's count, where they differ. (fanout.cores is the same rule; it is training code, in the
+    cache key, so it stays as it is until the next change there.)"""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu() -> dict:
-    """The processor's model name, cores, and every flag /proc/cpuinfo lists (empty where there is none)."""
+    """The processor's model name, the cores this process may use, and every flag /proc/cpuinfo lists
+    (empty where there is none)."""
     model, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -39,7 +50,7 @@ def cpu() -> dict:
                 flags = line.split(":", 1)[1].split()
     except OSError:
         pass
-    return {"model": model, "cores": os.cpu_count(), "flags": sorted(flags)}
+    return {"model": model, "cores": cores(), "flags": sorted(flags)}
 
 
 def simd(flags=None) -> list[str]:
@@ -60,3 +71,22 @@ def fingerprint() -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "python": platform.python_version(),
     }
+
+
+def environment() -> dict:
+    """The machine and package versions a result came from, for the metrics' ``environment`` block.
+    ``fingerprint``, what decides a run's numbers on this machine (the run cache's key holds it too), is
+    there where TensorFlow is loaded, as in every notebook that trains or runs a network; ``make
+    reproduce`` reads it to know whether it runs on the report's machine, where every number must come
+    out identical."""
+    import sys
+
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),  # the architecture (x86_64, arm64); cpu_model names the processor
+        "cpu_count": cores(),
+        "cpu_model": cpu()["model"],
+        "packages": versions(),
+    }
+    return env | ({"fingerprint": fingerprint()} if "tensorflow" in sys.modules else {})

@@ -57,7 +57,8 @@ def results_table(metrics: dict) -> str:
         ),
         (
             "Training time (final model)",
-            f"{metrics['train_seconds']:.0f} s on {env['cpu_count']} CPU cores ({env['processor']})"
+            f"{metrics['train_seconds']:.0f} s on {env['cpu_count']} CPU cores "
+            f"({env.get('cpu_model', env['processor'])})"
             f"{_threads(metrics)}, TensorFlow {env['packages']['tensorflow']}, Keras {env['packages']['keras']}",
         ),
     ]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -40,7 +38,7 @@ class Outputs:
     def write_metrics(self, metrics: dict) -> Path:
         """Write the metrics JSON, after checking it against the notebook's schema (``schema.py``):
         a structure that does not follow it raises ``schema.MetricsError`` and writes nothing."""
-        full = schema.validate(self.name, {"notebook": self.name, **metrics, "environment": environment()})
+        full = schema.validate(self.name, {"notebook": self.name, **metrics, "environment": machine.environment()})
         return write_json(self.metrics_path, full)
 
 
@@ -61,19 +59,3 @@ def staged(directory: Path) -> Path:
               "report in reports/ is left as it is")  # fmt: skip
         return scratch
     return Path(directory)
-
-
-def environment() -> dict:
-    """The machine and package versions a result came from. ``fingerprint``, what decides a run's
-    numbers on this machine (the run cache's key holds it too), is there where TensorFlow is loaded, as
-    in every notebook that trains or runs a network; ``make reproduce`` reads it to know whether it runs
-    on the report's machine, where every number must come out identical."""
-    env = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": machine.cpu()["model"],
-        "packages": machine.versions(),
-    }
-    return env | ({"fingerprint": machine.fingerprint()} if "tensorflow" in sys.modules else {})
