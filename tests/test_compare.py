@@ -7,7 +7,7 @@ from scipy import stats
 from mnist_report import compare
 
 
-def test_mcnemar_counts_the_discordant_images_and_uses_the_exact_test_when_few():
+def test_mcnemar_counts_the_discordant_images_and_uses_the_exact_test():
     y = np.zeros(100, dtype=int)
     a = y.copy()
     b = y.copy()

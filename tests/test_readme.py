@@ -55,7 +55,6 @@ def test_the_page_lists_every_parameter_of_every_notebook_with_its_default_and_h
             assert default == p["default"], f"{nb.name}: {name}'s default"
             assert p["help"].strip(), f"{nb.name}: {name} has no help (a trailing comment in the parameters cell)"
             assert meaning == " ".join(p["help"].split()), f"{nb.name}: {name}'s help"
-            assert (PAGE.parent / f"{nb.stem}.ipynb").is_file()
 
 
 def test_the_tables_show_the_full_size_defaults(page):

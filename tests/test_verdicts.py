@@ -30,18 +30,16 @@ def test_one_run_claims():
 
 
 @pytest.mark.parametrize(
-    ("accuracies", "position", "meaning"),
-    [([0.9920, 0.9925, 0.9930], "inside", "consistent with the claim"),
-     ([0.9900, 0.9905, 0.9910], "above", "mean accuracy is lower than claimed"),
-     ([0.9950, 0.9955, 0.9960], "below", "mean accuracy is higher than claimed")],
+    ("accuracies", "position", "meaning", "reaching", "plausible"),
+    [([0.9920, 0.9925, 0.9930], "inside", "consistent with the claim", 2, "plausible"),
+     ([0.9900, 0.9905, 0.9910], "above", "mean accuracy is lower than claimed", 0, "plausible"),
+     ([0.9950, 0.9955, 0.9960], "below", "mean accuracy is higher than claimed", 3, "not plausible")],
 )  # fmt: skip
-def test_seed_accuracy_places_the_claim(accuracies, position, meaning):
+def test_seed_accuracy_places_the_claim(accuracies, position, meaning, reaching, plausible):
     s = study.accuracy_summary(accuracies, n_test=10000)
-    p = study.claim_position(s, 0.9925, accuracies)
-    text = verdicts.seed_accuracy(s, p)
+    text = verdicts.seed_accuracy(s, study.claim_position(s, 0.9925, accuracies))
     assert f"the claimed 99.25% is **{position}** it: " in text and meaning in text
-    assert f"{p['runs_reaching_claim']} of 3 runs reach 99.25%" in text
-    plausible = "plausible" if p["one_run_plausible"] else "not plausible"
+    assert f"{reaching} of 3 runs reach 99.25%" in text
     assert f"a single run reporting 99.25% is {plausible}" in text
 
 
