@@ -33,7 +33,7 @@ class TrainConfig:
     # weights (Keras' optimizer ``use_ema``), which validation and the final network use
     label_smoothing: float = 0.0  # share of each one-hot target spread evenly over the 10 classes
     conv_width: int = 32  # the better network's filters in its first block (twice as many in its second)
-    cycles: int = 1  # the better network's cosine schedule restarts this many times; each cycle ends in a snapshot
+    cycles: int = 1  # cycles of the better network's cosine schedule (cycles - 1 restarts), each ending in a snapshot
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seed", "dense_units", "threads", "cycles", "conv_width"):

@@ -361,7 +361,8 @@ def train(
     print_fn=print,
     backup_dir: str | Path | None = None,
 ) -> Run:
-    """Seed everything, build the baseline network and fit it (``print_fn``: one line per epoch, None: silent).
+    """Seed everything, build ``config.architecture``'s network and fit it (``print_fn``: one line per epoch,
+    None: silent).
 
     ``strategy``: an optional ``tf.distribute`` strategy (``MirroredStrategy`` for several GPUs,
     ``MultiWorkerMirroredStrategy`` for several machines); ``config.batch_size`` stays the global
