@@ -393,6 +393,8 @@ def export(run: StoredRun, run_dir: str | Path) -> Path:
     for path in (run.model_path, *run.snapshot_paths):  # a cyclic run's snapshots too
         with atomic_path(run_dir / path.name) as tmp:
             shutil.copyfile(path, tmp)
+    for old in set(run_dir.glob("snapshot-*.keras")) - {run_dir / p.name for p in run.snapshot_paths}:
+        old.unlink()  # an earlier export's, of more cycles: the folder holds what its config.json says
     write_json(run_dir / "config.json", run.config.to_dict())
     write_json(run_dir / "history.json", {"history": run.history, "train_seconds": run.train_seconds})
     return run_dir

@@ -57,6 +57,14 @@ def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, p
         np.testing.assert_allclose(predict_proba(load_model(path), x_test), proba, atol=1e-6)
     plain = runs.run_seed(TINY, raw, tmp_path, pool)
     assert plain.snapshot_test_proba.shape == (0, 100, 10)
+    # exported into the report's runs/ folder: what its config.json describes, nothing left of an earlier export
+    out = tmp_path / "runs" / "snapshot"
+    runs.export(cached, out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.json", "model.keras", "snapshot-1.keras",
+                                                     "snapshot-2.keras"]  # fmt: skip
+    runs.export(plain, out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.json", "model.keras"]
+    assert json.loads((out / "config.json").read_text()) == TINY.to_dict()
 
 
 @pytest.fixture(scope="module")
