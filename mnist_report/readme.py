@@ -128,7 +128,7 @@ def beyond_table(metrics: dict) -> str:
         ("Notebook time", f"{metrics['time']['seconds'] / 60:.0f} min ({metrics['time']['cached']} of "
                           f"{metrics['time']['runs']} runs from the cache)"),
     ]  # fmt: skip
-    lines = ["| | beyond the seed |", "| --- | --- |"]
+    lines = ["| | beyond the baseline |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
 
