@@ -200,16 +200,16 @@ def seed_list(n_seeds: int, first_seed: int = 0) -> list[int]:
     return list(range(first_seed, first_seed + n_seeds))
 
 
-def paired_difference(baseline: Sequence[float], other: Sequence[float], names=("float32", "other"),
+def paired_difference(reference: Sequence[float], other: Sequence[float], names=("float32", "other"),
                       level: float = 0.95) -> dict:  # fmt: skip
-    """Whether ``other`` changes test accuracy against ``baseline``, run for run over the same seeds.
+    """Whether ``other`` changes test accuracy against ``reference``, run for run over the same seeds.
 
     The same seed gives both runs the same initial weights, validation split and batch order, so
-    the runs are paired: a paired Student t interval of the mean difference (other - baseline).
-    The change is judged against the seed-to-seed standard deviation of ``baseline`` (the noise
+    the runs are paired: a paired Student t interval of the mean difference (other - reference).
+    The change is judged against the seed-to-seed standard deviation of ``reference`` (the noise
     margin): "within seed noise" needs the whole interval inside plus or minus that margin.
     """
-    a, b = np.asarray(baseline, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    a, b = np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64)
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"need two equal-length lists of at least 2 accuracies; got {len(a)} and {len(b)}")
     d = b - a

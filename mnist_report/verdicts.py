@@ -122,8 +122,8 @@ def calibration(summary: dict) -> str:
 
 def paired_difference(d: dict) -> str:
     """A change judged run for run over the same seeds (``study.paired_difference``)."""
-    base, other = d["names"]
-    head = (f"Over the same {d['n_runs']} seeds, {other} minus {base} test accuracy is "
+    reference, other = d["names"]
+    head = (f"Over the same {d['n_runs']} seeds, {other} minus {reference} test accuracy is "
             f"{d['mean_difference'] * 100:+.3f} points")  # fmt: skip
     if d["ci_low"] is None:
         return (f"{head} in every run; with no spread in the differences no interval can be formed, so this cannot "
@@ -135,7 +135,7 @@ def paired_difference(d: dict) -> str:
         direction = f"{other} **raises** test accuracy (the whole interval is above zero)"
     else:
         direction = "no change is detected (the interval contains zero)"
-    bound = f"+-{margin * 100:.3f} points, the seed-to-seed standard deviation of {base}"
+    bound = f"+-{margin * 100:.3f} points, the seed-to-seed standard deviation of {reference}"
     if d["within_noise"]:
         noise = f"the whole interval lies within {bound}: any change is **within seed noise**"
     else:
