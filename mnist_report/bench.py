@@ -172,7 +172,8 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
 
     from mnist_report import data, machine
 
-    splits = data.make_splits(data.load_raw(), 0.0, seed, n_train, n_test)
+    config = bench_config(n_train, n_test, batch_size, seed)
+    splits = data.splits_for(data.load_raw(), config)
     peak = PEAK_OF[impl]
     if impl == REFERENCE:
         from mnist_report.reference_torch import TorchTrainer
@@ -181,12 +182,13 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
         run_epoch, predict = trainer.epoch, trainer.predict
         product = torch_product()
     else:
+        from dataclasses import replace
+
         from mnist_report import train
-        from mnist_report.config import TrainConfig
         from mnist_report.model import build_baseline_model
         from mnist_report.train import predict_proba
 
-        config = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, precision=impl.split("-", 1)[1])
+        config = replace(config, precision=impl.split("-", 1)[1])
         train.set_determinism(seed)
         model = build_baseline_model(config)
         # train.fit's pipeline, built once: every timed epoch reads the first epoch's order of batches
@@ -222,8 +224,8 @@ class Worker:
         self.impl = impl
         args = [sys.executable, "-m", "mnist_report.bench", "--worker", impl, "--batch-size", str(batch_size),
                 "--seed", str(seed)]  # fmt: skip
-        args += ["--n-train", str(n_train)] if n_train else []
-        args += ["--n-test", str(n_test)] if n_test else []
+        args += ["--n-train", str(n_train)] if n_train is not None else []
+        args += ["--n-test", str(n_test)] if n_test is not None else []
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      cwd=PROJECT_ROOT, env=env)  # fmt: skip
@@ -246,6 +248,16 @@ class Worker:
         self.proc.wait()
 
 
+def bench_config(n_train: int | None, n_test: int | None, batch_size: int, seed: int):
+    """The configuration every implementation is timed with: the baseline network on the first ``n_train``
+    training images (all of them trained on: no validation share) and ``n_test`` test images. Built in the
+    parent first, so that a bad value is refused before any worker starts."""
+    from mnist_report.config import TrainConfig
+
+    return TrainConfig(epochs=1, batch_size=batch_size, seed=seed, n_train=n_train, n_test=n_test,
+                       validation_fraction=0.0)  # fmt: skip
+
+
 def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | None = None,
         batch_size: int = 128, seed: int = 0, eval_repeats: int = 3, log=None) -> dict:  # fmt: skip
     """Alternate the implementations epoch by epoch; return per-implementation results."""
@@ -258,6 +270,7 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
             raise ValueError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1; got {epochs}")
+    bench_config(n_train, n_test, batch_size, seed)  # refuses a bad value here, not in a worker
     flops = flops_per_image(build_baseline_model(TrainConfig()))
     workers = []
     try:

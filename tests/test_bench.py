@@ -117,7 +117,8 @@ def test_the_committed_bench_report_renders():
 
 def test_the_torch_workers_data_path_imports_no_tensorflow():
     # the torch worker runs `python -m mnist_report.bench --worker torch`, loads the verified data, then torch
-    code = ("from mnist_report import bench, data; data.make_splits(data.load_raw(), 0.0, 0, 64, 32); "
+    code = ("from mnist_report import bench, data, machine; machine.cores(); "
+            "data.splits_for(data.load_raw(), bench.bench_config(64, 32, 16, 0)); "
             "print(','.join(bench.frameworks_loaded()))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -183,6 +184,12 @@ def test_bench_smoke_tiny(tmp_path, capsys):
         assert t["frameworks_loaded"] == ["torch"]  # no TensorFlow in the torch worker's memory
 
 
-def test_bench_rejects_unknown_implementations():
+def test_bench_rejects_unknown_implementations_and_image_counts_before_starting_a_worker(capsys):
     with pytest.raises(ValueError, match="unknown implementation 'jax'"):
         bench.run(["jax"])
+    with pytest.raises(ValueError, match=r"n_train must be None or an integer in \[1, 60000\]; got 70000"):
+        bench.run(["keras-float32"], n_train=70000)
+    assert bench.main(["--impls", "keras-float32", "--n-test", "0"]) == 2
+    assert "n_test must be None or an integer in [1, 10000]; got 0" in capsys.readouterr().err
+    config = bench.bench_config(300, 100, 32, 5)  # each implementation's images: the first 300, all trained on
+    assert (config.n_train, config.n_test, config.validation_fraction, config.seed) == (300, 100, 0.0, 5)
