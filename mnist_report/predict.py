@@ -16,8 +16,6 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from mnist_report.train import predict_proba
-
 MAX_SIDE = 2048  # larger images are first shrunk to this (the digit ends up 20 px anyway)
 MAX_PIXELS = 100_000_000  # refuse larger images before decoding them: likely a mistake or a bomb
 INK = 0.05  # a pixel is part of the digit when at least this much of the maximum intensity
@@ -143,6 +141,8 @@ class Prediction:
 
 def predict_files(model, paths: list[str | Path]) -> list[Prediction]:
     """Each file's predicted digit and its probability; a file that fails gets its error instead."""
+    from mnist_report.train import predict_proba  # TensorFlow: not needed to read or prepare an image
+
     images, results = [], []
     for path in paths:
         try:

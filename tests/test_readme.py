@@ -150,3 +150,11 @@ def test_importing_the_readme_module_imports_neither_papermill_nor_tensorflow():
     code = "import sys, mnist_report.readme; print(sorted({'papermill', 'tensorflow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_commands_that_train_nothing_and_image_preparation_import_no_tensorflow():
+    """`check-report` and `readme` answer in a second; `predict` loads TensorFlow only to run the model."""
+    code = ("import sys, mnist_report.__main__, mnist_report.provenance, mnist_report.machine, mnist_report.predict; "
+            "print('tensorflow' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    assert out.stdout.strip() == "False"
