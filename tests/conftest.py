@@ -57,10 +57,11 @@ def small_splits(raw):
 
 @pytest.fixture(autouse=True)
 def _slow_means_it_trains(request, monkeypatch):
-    """Keeps the ``slow`` marker honest: a test not marked slow that trains a network (in this process
-    or through the executor) or executes a notebook fails and says so, so that ``pytest -m "not slow"``
-    stays the quick loop. (Fixtures of a wider scope are set up before this one, so what they train is
-    not caught; the tests that use them are marked by hand.)"""
+    """Keeps the ``slow`` marker honest: a test not marked slow that trains through ``train.train`` (in
+    this process) or ``runs.run_many`` (through the executor), or executes a notebook, fails and says
+    so, so that ``pytest -m "not slow"`` stays the quick loop. (Not caught: ``train.fit`` called
+    directly, the benchmark's worker processes, and fixtures of a wider scope, which are set up before
+    this one; the tests that use those are marked by hand.)"""
     if request.node.get_closest_marker("slow"):
         return
 
