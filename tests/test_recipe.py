@@ -29,6 +29,7 @@ def test_candidates_are_the_base_with_their_options_for_each_seed():
     ({"x": {"seed": 3}}, [0, 1], "the first candidate is the base recipe, with no options"),
     ({"base": {}, "x": {"seed": 3}}, [0, 1], "candidate 'x' sets seed: the seeds, the images"),
     ({"base": {}, "x": {"n_train": 500, "patience": 2}}, [0, 1], "candidate 'x' sets n_train, patience"),
+    ({"base": {}, "none": {"label_smoothing": 0.0}}, [0, 1], "candidates 'base' and 'none' are the same recipe"),
     ({"x": {}}, [0], "at least 2 distinct seeds"),
     ({"x": {}}, [1, 1], "at least 2 distinct seeds"),
 ])  # fmt: skip
