@@ -26,12 +26,12 @@ SCRIPT = textwrap.dedent(
     from mnist_report.evaluate import evaluate
     from mnist_report.train import predict_proba
 
-    splits = data.make_splits(data.load_idx(), 0.1, 0, n_train=3000, n_test=1000)
     config = TrainConfig(epochs=2, seed=0, n_train=3000, n_test=1000)
+    splits = data.splits_for(data.load_idx(), config)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     out = {"replicas": strategy.num_replicas_in_sync}
     for name, s in (("mirrored", strategy), ("single", None)):
-        run = train.train(config, splits, strategy=s, )
+        run = train.train(config, splits, strategy=s)
         ev = evaluate(splits.y_test, predict_proba(run.model, splits.x_test))
         out[name] = {"accuracy": ev.accuracy, "steps": len(run.history["loss"])}
     print("RESULT " + json.dumps(out))
