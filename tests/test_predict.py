@@ -17,8 +17,8 @@ N = 300  # test digits written out as files
 @pytest.fixture(scope="module")
 def model_path(raw, tmp_path_factory):
     """A baseline network trained briefly (6,000 images, 2 epochs: about 97% accurate)."""
-    config = TrainConfig(epochs=2, n_train=6000, validation_fraction=0.0, seed=1)
-    splits = data.make_splits(raw, 0.0, 1, 6000, 1000)
+    config = TrainConfig(epochs=2, n_train=6000, n_test=1000, validation_fraction=0.0, seed=1)
+    splits = data.splits_for(raw, config)
     run = train.train(config, splits, print_fn=None)
     path = tmp_path_factory.mktemp("model") / "model.keras"
     run.model.save(path)
