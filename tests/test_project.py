@@ -15,30 +15,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from conftest import REPORTS, skip_if_owed
+
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.readme import REPRODUCTION_METRICS, STUDY_METRICS, block_pattern, blocks
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
-REPORTS = PROJECT_ROOT / "reports"
-
-
-def skip_if_owed(name: str) -> None:
-    """The committed report's content is checked against the code only where it was made from the
-    code as it is. A notebook whose source or feeding modules changed since (its regeneration owed,
-    as a closing note says, while several issues share one regeneration) is skipped with the reason;
-    `make check-report` lists the same."""
-    from mnist_report import provenance
-
-    record = REPORTS / f"{name}.inputs.json"
-    if not record.is_file():
-        pytest.skip(f"reports/{name}.inputs.json is missing: regeneration owed")
-    notebook = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
-    recorded, current = provenance.read_record(record, notebook), provenance.inputs(notebook)
-    changed = provenance.differences({k: recorded.get(k, {}) for k in ("notebook", "code")},
-                                     {k: current[k] for k in ("notebook", "code")})  # fmt: skip
-    if changed:
-        pytest.skip(f"reports/{name} is stale, its regeneration owed: {'; '.join(changed[:4])}")
 
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():

@@ -4,7 +4,7 @@ import copy
 import json
 
 import pytest
-from test_project import REPORTS, skip_if_owed
+from conftest import REPORTS, skip_if_owed
 
 from mnist_report import schema
 from mnist_report.report import Outputs
