@@ -401,21 +401,14 @@ def check_targets(results: dict) -> list[dict]:
 
 
 def peak_used(report: dict, impl: str) -> dict:
-    """The matmul peak ``impl``'s row is compared with: {"key", "label", "gflops", "share"}.
-
-    A report written before the peaks were measured per framework and precision (no "peaks") compared
-    every row with NumPy's float32 matmul, measured in the parent: that is the peak it used.
-    """
+    """The matmul peak ``impl``'s row is compared with: {"key", "label", "gflops", "share"}."""
     r = report["results"][impl]
-    if "peaks" not in report:
-        return {"key": COMPARISON_PEAK, "label": PEAKS[COMPARISON_PEAK], "gflops": report["matmul_gflops"],
-                "share": r["matmul_share"]}  # fmt: skip
     peak = report["peaks"][r["peak"]]
     return {"key": r["peak"], "label": peak["label"], "gflops": peak["gflops"], "share": r["peak_share"]}
 
 
 def table(report: dict) -> str:
-    """A Markdown table of a report from ``run`` (or from an older version of it: see ``peak_used``)."""
+    """A Markdown table of a report from ``run``."""
     lines = [
         "| implementation | first epoch s | epoch s (median) | train img/s | eval img/s | peak memory MB "
         "| share of matmul peak | matmul peak used | vs reference | test acc |",
@@ -430,14 +423,10 @@ def table(report: dict) -> str:
             f"{p['share']:.1%} | {p['label']}, {p['gflops']:.0f} GFLOP/s | {vs} | {r['test_accuracy']:.2%} |"
         )
     m, s = report["machine"], report["setup"]
-    if "peaks" in report:
-        n = report.get("matmul_n", MATMUL_N)
-        peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
-        peaks = (f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
-                 f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)")  # fmt: skip
-    else:
-        peaks = (f"NumPy float32 matmul {report['matmul_gflops']:.0f} GFLOP/s, the one peak every row is compared "
-                 "with (this report predates a peak per framework and precision)")  # fmt: skip
+    n = report["matmul_n"]
+    peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
+    peaks = (f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
+             f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)")  # fmt: skip
     lines += [
         "",
         f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; {peaks}; "

@@ -91,24 +91,6 @@ def test_the_table_names_the_peak_each_row_used():
     assert "| matmul peak used |" in lines[0]
 
 
-def test_the_table_still_renders_a_report_from_before_the_peaks_per_precision():
-    old = {  # the shape of reports/bench.json as the first version of the benchmark wrote it
-        "machine": {"model": "AMD EPYC", "cores": 2, "simd": ["avx2"]},
-        "matmul_gflops": 240.7,
-        "flops_per_image": {"training": 15396864},
-        "setup": {"epochs": 3, "n_train": 60000, "n_test": 10000, "batch_size": 128},
-        "results": {impl: {"first_epoch_seconds": 7.0, "steady_epoch_seconds": 10.0, "train_images_per_second": 6000,
-                           "eval_images_per_second": 30000, "test_accuracy": 0.988, "peak_memory_mb": 1400,
-                           "matmul_share": share, "speed_vs_reference": 1.0}
-                    for impl, share in (("keras-float32", 0.375), ("torch", 0.656))},
-        "targets": [],
-    }  # fmt: skip
-    text = bench.table(old)
-    assert "| 37.5% | NumPy float32 matmul, 241 GFLOP/s |" in text
-    assert "| 65.6% | NumPy float32 matmul, 241 GFLOP/s |" in text
-    assert "the one peak every row is compared with" in text
-
-
 def test_the_committed_bench_report_renders():
     report = read_json(PROJECT_ROOT / "reports" / "bench.json")  # what `make readme` renders into the README
     rows = [line for line in bench.table(report).splitlines() if line.startswith("| ") and "GFLOP/s |" in line]
