@@ -262,11 +262,11 @@ def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, p
 
 @pytest.mark.slow
 def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp_path, tiny_on_the_pool):
-    """The README's commands: `dask scheduler`, `dask worker ADDRESS --nworkers 2 --nthreads 1` with the
-    README's distributed.yaml (MALLOC_TRIM_THRESHOLD_ unset), then the notebook's executor pointed at it."""
+    """mnist_report/README.md's commands: `dask scheduler`, `dask worker ADDRESS --nworkers 2 --nthreads 1`
+    with its distributed.yaml (MALLOC_TRIM_THRESHOLD_ unset), then the notebook's executor pointed at it."""
     config_dir = tmp_path / "dask-config"
     config_dir.mkdir()
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = (PROJECT_ROOT / "mnist_report" / "README.md").read_text()
     (config_dir / "distributed.yaml").write_text(readme.split("```yaml\n", 1)[1].split("```", 1)[0])
     env = {**os.environ, "DASK_CONFIG": str(config_dir)}
     dask = str(Path(sys.executable).parent / "dask")
