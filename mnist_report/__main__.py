@@ -146,15 +146,18 @@ def _notebook(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # A closed terminal (SIGHUP) or a `kill` (SIGTERM) stops the run as Ctrl-C does, so that
     # notebooks.execute removes its half-written notebook and staged outputs before exiting.
-    # The handlers are put back afterwards, for a caller that goes on (a test, a notebook kernel).
+    # A signal ignored when it starts (SIGHUP under `nohup make report`) stays ignored. The handlers are put
+    # back afterwards, for a caller that goes on (a test, a notebook kernel).
     _SIGNALLED.clear()
-    previous = {name: signal.signal(getattr(signal, name), _interrupted)
-                for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}  # fmt: skip
+    previous = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
+            previous[name] = signal.signal(getattr(signal, name), _interrupted)
     try:
         return _run_notebooks(args, notebooks)
     finally:
-        for name, handler in previous.items():
-            signal.signal(getattr(signal, name), handler)
+        for name, handler in previous.items():  # None: a handler not set from Python, restored as the default
+            signal.signal(getattr(signal, name), signal.SIG_DFL if handler is None else handler)
 
 
 def _run_notebooks(args, notebooks) -> int:
@@ -217,16 +220,16 @@ def _train(args) -> int:
     out = Path(args.save_model)
     if out.suffix != ".keras" or out.is_dir():
         raise ValueError(f"--save-model must be a file whose name ends in .keras; got {out}")
-    try:  # before training, not after it: the folder must exist and take files
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--save-model {out}: cannot make its folder ({e.strerror})") from None
-    if not os.access(out.parent, os.W_OK):
-        raise ValueError(f"--save-model {out}: its folder {out.parent} is not writable")
+    # before training, not after it: the folder must be one that can be made and written to (it is made
+    # only when the model is saved, so a run that fails or is interrupted leaves nothing behind)
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"--save-model {out}: {existing} is not a folder this user can write to")
     splits = data.splits_for(data.load_raw(), config)
     print(splits.describe())
     run = train.train(config, splits)
     ev = evaluate(splits.y_test, train.predict_proba(run.model, splits.x_test))  # before saving: Ctrl-C saves nothing
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         run.model.save(tmp)
     print(f"saved {out} after {run.train_seconds:.0f} s of training; test accuracy {ev.accuracy:.2%} "
@@ -251,12 +254,12 @@ def _mnist_model(path):
     """A saved Keras model that takes MNIST images (28x28, one channel) and gives 10 classes."""
     from pathlib import Path
 
-    from mnist_report import train
-
-    if Path(path).is_dir():
+    if Path(path).is_dir():  # before TensorFlow is loaded
         model_file = Path(path) / "model.keras"
         raise ValueError(f"{path} is a folder; --model takes a model file"
                          + (f", such as {model_file}" if model_file.is_file() else " (PATH.keras)"))
+    from mnist_report import train
+
     model = train.load_model(path)
     shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
     if shapes != ((28, 28, 1), (10,)):

@@ -249,9 +249,9 @@ class Worker:
 
 
 def bench_config(n_train: int | None, n_test: int | None, batch_size: int, seed: int):
-    """The configuration every implementation is timed with: the baseline network on the first ``n_train``
-    training images (all of them trained on: no validation share) and ``n_test`` test images. Built in the
-    parent first, so that a bad value is refused before any worker starts."""
+    """The configuration every implementation is timed with: the baseline network on ``n_train`` training
+    images drawn with ``seed`` (all of them trained on: no validation share) and the first ``n_test`` test
+    images. Built in the parent first, so that a bad value is refused before any worker starts."""
     from mnist_report.config import TrainConfig
 
     return TrainConfig(epochs=1, batch_size=batch_size, seed=seed, n_train=n_train, n_test=n_test,

@@ -14,6 +14,7 @@ from typing import Any
 
 import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError
 
 from mnist_report import provenance
 from mnist_report.paths import PROJECT_ROOT, from_root
@@ -153,13 +154,14 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
             f"{e.ename}: {e.evalue}. The executed copy up to the failure is {failed}; {output} and its "
             f"figures and metrics were left as they were" + (f"\nthe kernel's last messages:\n{tail}" if tail else "")
         ) from None
-    except TimeoutError:  # nbclient's CellTimeoutError: a cell ran past the limit (the kernel is stopped)
-        if partial.exists():
+    except CellTimeoutError:  # a cell ran past the limit (the kernel is stopped)
+        kept = partial.exists()
+        if kept:
             os.replace(partial, failed)
         shutil.rmtree(stage, ignore_errors=True)
         raise RuntimeError(
             f"{notebook}: a cell ran longer than the {timeout} s allowed to one cell (--timeout, or TIMEOUT= for "
-            f"make); " + (f"the executed copy up to that cell is {failed}; " if failed.exists() else "")
+            f"make); " + (f"the executed copy up to that cell is {failed}; " if kept else "")
             + f"{output} and its figures and metrics were left as they were"
         ) from None
     except BaseException as e:  # interrupted, or the kernel died: nothing half-written remains

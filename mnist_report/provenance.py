@@ -130,9 +130,11 @@ def differences(recorded: dict, current: dict, root: Path = PROJECT_ROOT) -> lis
         old, new = recorded.get(part, {}), current.get(part, {})
         for key in sorted(set(old) | set(new)):
             if key not in new:
-                # a module that still exists but is no longer imported by what the notebook runs
-                found.append(f"{key} no longer feeds it" if part == "code" and (Path(root) / key).is_file()
-                             else f"{'package ' if part == 'packages' else ''}{key} is gone")
+                # a module that still exists but is no longer imported by what the notebook runs, or a file
+                # that is no longer counted as data (data/mnist/README.md, say)
+                still_there = part in ("code", "data") and (Path(root) / key).is_file()
+                found.append({"code": f"{key} no longer feeds it", "data": f"{key} is no longer a recorded input"}
+                             [part] if still_there else f"{'package ' if part == 'packages' else ''}{key} is gone")
             elif key not in old:
                 found.append(f"{'package ' if part == 'packages' else ''}{key} is new")
             elif old[key] != new[key]:

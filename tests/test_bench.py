@@ -173,5 +173,5 @@ def test_bench_rejects_unknown_implementations_and_image_counts_before_starting_
         bench.run(["keras-float32"], n_train=70000)
     assert bench.main(["--impls", "keras-float32", "--n-test", "0"]) == 2
     assert "n_test must be None or an integer in [1, 10000]; got 0" in capsys.readouterr().err
-    config = bench.bench_config(300, 100, 32, 5)  # each implementation's images: the first 300, all trained on
+    config = bench.bench_config(300, 100, 32, 5)  # each implementation's images: 300 drawn with seed 5, all trained on
     assert (config.n_train, config.n_test, config.validation_fraction, config.seed) == (300, 100, 0.0, 5)

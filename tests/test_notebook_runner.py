@@ -148,3 +148,21 @@ def test_a_cell_may_run_a_day_unless_told_otherwise(tiny, tmp_path, monkeypatch)
     assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb")]) == 130
     assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb"), "--timeout", "5"]) == 130
     assert limits == [notebooks.CELL_TIMEOUT, 5] and notebooks.CELL_TIMEOUT == 24 * 3600
+
+
+def test_a_signal_ignored_at_the_start_stays_ignored(tiny, tmp_path, monkeypatch):
+    """`nohup make report`: SIGHUP is ignored, and a closed terminal must not stop a run of hours."""
+    seen = []
+
+    def fake_execute(source, partial, **kwargs):
+        seen.append((signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGTERM)))
+        raise KeyboardInterrupt("SIGINT")  # stop there: nothing runs, nothing is written
+
+    monkeypatch.setattr(notebooks.pm, "execute_notebook", fake_execute)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert main(["notebook", str(tiny), str(tmp_path / "o.ipynb")]) == 130
+        assert seen[0][0] is signal.SIG_IGN and seen[0][1] is not signal.SIG_IGN  # SIGTERM still stops it cleanly
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -68,6 +68,10 @@ def test_check_report_names_what_changed(tmp_path):
     assert check() == {"01-x": []}
     (root / "data" / "mnist" / "README.md").write_text("where the files come from")  # prose: not an input
     assert check() == {"01-x": []}
+    recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
+    recorded["data"]["data/mnist/README.md"] = "0" * 64  # as records made before it was left out hold it
+    assert provenance.differences(recorded, provenance.inputs(nb, root), root) == [
+        "data/mnist/README.md is no longer a recorded input"]  # fmt: skip
     (root / "data" / "label-errors.json").write_text("[]")  # a list beside the MNIST files is data too
     assert check() == {"01-x": ["data/label-errors.json is new"]}
     provenance.record(nb, root / "reports" / "01-x.ipynb", root)
