@@ -340,7 +340,8 @@ def _store(run_dir: Path, config: TrainConfig, key: str, result: dict) -> Stored
 
 
 def _cached(run_dir: Path, config: TrainConfig, key: str) -> StoredRun | None:
-    """The stored run, or None if there is none or it is damaged (then it is trained again)."""
+    """The stored run, or None if there is none or it is damaged (then it is trained again, and a line says
+    so even where progress lines are off: a damaged cache is news)."""
     if not (run_dir / "run.json").is_file():
         return None
     try:
