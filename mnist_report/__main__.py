@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -138,8 +139,6 @@ def _interrupted(signum, frame):
 
 
 def _notebook(args) -> int:
-    import logging
-
     from mnist_report import notebooks
 
     # papermill logs each cell's output (one line per epoch) through logging: show it as it comes
@@ -161,8 +160,6 @@ def _notebook(args) -> int:
 
 
 def _run_notebooks(args, notebooks) -> int:
-    import logging
-
     what = {"report": "the report", "reproduce": "the reproduction"}.get(args.command) or args.notebook
     timeout = args.timeout or notebooks.CELL_TIMEOUT
     stopped_by = None

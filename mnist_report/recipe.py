@@ -56,11 +56,12 @@ def candidate_configs(base: TrainConfig, candidates: dict[str, dict],
             config = TrainConfig.from_params({**base.to_dict(), **options})
         except ValueError as e:
             raise ValueError(f"candidate {name!r}: {e}") from None
-        same = next((other for other, runs_of in out.items() if runs_of[0] == replace(config, seed=seeds[0])), None)
+        configs = [replace(config, seed=s) for s in seeds]
+        same = next((other for other, runs_of in out.items() if runs_of[0] == configs[0]), None)
         if same is not None:
             raise ValueError(f"candidates {same!r} and {name!r} are the same recipe (their options give the same "
                              f"configuration): give each candidate options that differ")  # fmt: skip
-        out[name] = [replace(config, seed=s) for s in seeds]
+        out[name] = configs
     return out
 
 
