@@ -113,16 +113,6 @@ def record(notebook: str | Path, executed: str | Path, root: Path = PROJECT_ROOT
     return write_json(inputs_path(executed), made_from if made_from is not None else inputs(notebook, root))
 
 
-def read_record(record_file: Path, notebook: Path) -> dict:
-    """A notebook's recorded inputs. A record made before ``notebook_sha256`` holds the hash of the
-    whole file; where that still matches the file, the notebook is unchanged and counts as such."""
-    recorded = read_json(record_file)
-    for key, value in recorded.get("notebook", {}).items():
-        if value == sha256(notebook):
-            recorded["notebook"][key] = notebook_sha256(notebook)
-    return recorded
-
-
 def differences(recorded: dict, current: dict, root: Path = PROJECT_ROOT) -> list[str]:
     """Each input that changed, was added or went away, in words."""
     found = []
@@ -154,5 +144,5 @@ def check(reports: Path = PROJECT_ROOT / "reports", notebooks: Path = PROJECT_RO
         elif not record_file.is_file():
             result[nb.stem] = [f"{_relative(record_file, root)} does not exist (made before inputs were recorded)"]
         else:
-            result[nb.stem] = differences(read_record(record_file, nb), inputs(nb, root), root)
+            result[nb.stem] = differences(read_json(record_file), inputs(nb, root), root)
     return result

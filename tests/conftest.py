@@ -22,12 +22,13 @@ def skip_if_owed(name: str) -> None:
     as a closing note says, while several issues share one regeneration) is skipped with the reason;
     `make check-report` lists the same."""
     from mnist_report import provenance
+    from mnist_report.io import read_json
 
     record = REPORTS / f"{name}.inputs.json"
     if not record.is_file():
         pytest.skip(f"reports/{name}.inputs.json is missing: regeneration owed")
     notebook = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
-    recorded, current = provenance.read_record(record, notebook), provenance.inputs(notebook)
+    recorded, current = read_json(record), provenance.inputs(notebook)
     changed = provenance.differences({k: recorded.get(k, {}) for k in ("notebook", "code")},
                                      {k: current[k] for k in ("notebook", "code")})  # fmt: skip
     if changed:
