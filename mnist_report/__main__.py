@@ -208,10 +208,6 @@ def _run_notebooks(args, notebooks) -> int:
 def _train(args) -> int:
     from pathlib import Path
 
-    from mnist_report import data, train
-    from mnist_report.evaluate import evaluate
-    from mnist_report.io import atomic_path
-
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     config = TrainConfig.from_params({k: getattr(args, k) for k in names})
     out = Path(args.save_model)
@@ -222,6 +218,11 @@ def _train(args) -> int:
     existing = next(p for p in out.absolute().parents if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise ValueError(f"--save-model {out}: {existing} is not a folder this user can write to")
+    # only now, the parameters checked: TensorFlow takes seconds to load
+    from mnist_report import data, train
+    from mnist_report.evaluate import evaluate
+    from mnist_report.io import atomic_path
+
     splits = data.splits_for(data.load_raw(), config)
     print(splits.describe())
     run = train.train(config, splits)

@@ -359,13 +359,13 @@ def throughput(n_runs: int = 4, epochs: int = 10, n_train: int | None = None, lo
     """
     import tempfile
 
-    from mnist_report import data, fanout, runs
+    from mnist_report import data, fanout, machine, runs
     from mnist_report.config import TrainConfig
 
     log = log or (lambda line: print(line, flush=True))
     raw = data.load_raw()
     default_threads = TrainConfig().threads
-    settings = {"1 worker": (1, fanout.cores()),
+    settings = {"1 worker": (1, machine.cores()),
                 "default": (fanout.default_workers(default_threads), default_threads)}  # fmt: skip
     rows = {}
     for name, (workers, threads) in settings.items():

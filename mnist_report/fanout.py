@@ -12,6 +12,7 @@ many runs train at once, never a number in the report.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -19,18 +20,24 @@ from dataclasses import dataclass
 import dask
 import distributed
 
+from mnist_report.machine import cores
+
 SCHEDULER_ENV = "MNIST_REPORT_SCHEDULER"
 PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 CONNECT_TIMEOUT_S = 10
-
-
-def cores() -> int:
-    """The cores this process may use (the affinity mask, not the machine's count, where they differ)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+# A local cluster's own bookkeeping, at Dask's defaults, kept an idle cluster of two workers busy for 12%
+# of a core (measured here): each worker's statistical profiler samples every thread every 10 ms, and
+# the event loops' tick, the memory monitor and the system monitor wake every 20 to 500 ms. Nothing here
+# reads the profiles (the dashboard is not installed), so it is off, and the rest wakes once a second
+# or two: 1.7% of a core idle, and more of the CPU for the runs. It decides no number (a cluster at
+# Dask's defaults trains the same numbers: tests/test_runs.py's workers started by hand).
+QUIET = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 
 
 def default_workers(threads_per_run: int) -> int:
@@ -94,13 +101,17 @@ def start(scheduler: str | None = None, workers: int | None = None, threads_per_
     # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive
     # mmap threshold: TensorFlow's per-batch tensors are then mapped and unmapped at every step, and an
     # epoch took 2.2x as long as in a plain process (measured here). Workers keep glibc's default.
-    with dask.config.set({f"{PRE_SPAWN}.{MALLOC_TRIM}": None}):
+    with dask.config.set({f"{PRE_SPAWN}.{MALLOC_TRIM}": None, **QUIET}):
         cluster = distributed.LocalCluster(
             n_workers=workers or default_workers(threads_per_run),
             threads_per_worker=1,  # one run at a time per worker process; TensorFlow's threads are set per run
             processes=True,
             dashboard_address=":0",  # a free port: a second cluster on this machine does not warn about 8787
             silence_logs=logging.ERROR,
+            # the nannies' own copy, so that a worker they restart (after a crash) has it too: a nanny's
+            # default is a shallow copy of this process's configuration, which leaves this block's settings
+            config=copy.deepcopy(dask.config.config),
         )
+        client = distributed.Client(cluster, set_as_default=False)
     logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines when the cluster closes, too
-    return Executor(distributed.Client(cluster, set_as_default=False), cluster, cluster.scheduler_address)
+    return Executor(client, cluster, cluster.scheduler_address)

@@ -30,8 +30,7 @@ def versions(names=REPORT_PACKAGES) -> dict[str, str | None]:
 
 def cores() -> int:
     """The cores this process may use: the affinity mask (a container's or ``taskset``'s share), not the
-    machine's count, where they differ. (fanout.cores is the same rule; it is training code, in the
-    cache key, so it stays as it is until the next change there.)"""
+    machine's count, where they differ."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -6,12 +6,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from mnist_report import data, fanout, notebooks, train
+from mnist_report import data, fanout, notebooks
 from mnist_report.paths import PROJECT_ROOT
-
-# Training in this process uses one TensorFlow thread, as a run of the report does by default
-# (TrainConfig.threads); it must be set before TensorFlow runs anything.
-train.configure_threads(1)
 
 REPORTS = PROJECT_ROOT / "reports"
 
@@ -64,6 +60,16 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_tensorflow_thread():
+    """Training in a test process uses one TensorFlow thread, as a run of the report does by default
+    (TrainConfig.threads); set before any test runs TensorFlow. (Here, not when this file is imported:
+    pytest-xdist's controller, which runs no test, then never loads TensorFlow.)"""
+    from mnist_report import train
+
+    train.configure_threads(1)
+
+
 @pytest.fixture(scope="session")
 def raw():
     """The real MNIST arrays from data/mnist/, verified."""
@@ -111,7 +117,7 @@ SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "
                                "better_conv_width": 4, "better_dense_units": 16,  # narrow: all layers, less work
                                "candidates": {"base": {}, "average and smoothing": {"ema_momentum": 0.9,
                                                                                      "label_smoothing": 0.1}},
-                               "n_train": 1000, "n_test": 500, "precision": "float32"}
+                               "n_train": 600, "n_test": 300, "precision": "float32"}
 # where each notebook writes what is not the report (models, cached runs, the search): under work/
 WORK_DIRS = {
     "01-seed-reproduction": ["cache_dir", "run_dir"],
@@ -148,9 +154,10 @@ def executed(tmp_path_factory, pool):
 # The longest modules first: `make test` hands whole modules to its two pytest-xdist workers in this order
 # (--dist loadscope --no-loadscope-reorder; a worker gets its next module when two or fewer of its tests are
 # left), so that a long module does not start last. The others follow in file order; list here any module that
-# grows slower than test_distribute. (xdist's own order is by number of tests, which says little about time.)
-LONGEST_FIRST = ["test_notebook_03", "test_resume", "test_runs", "test_notebook_01", "test_bench", "test_notebook_02",
-                 "test_distribute"]
+# grows slower than test_predict (about 10 s). (xdist's own order is by number of tests, which says little about time.)
+LONGEST_FIRST = ["test_notebook_03", "test_runs", "test_notebook_01", "test_resume", "test_train", "test_notebook_02",
+                 "test_distribute", "test_notebook_runner", "test_bench", "test_report_outputs", "test_tuning",
+                 "test_predict"]
 
 
 def pytest_collection_modifyitems(items):

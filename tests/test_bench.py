@@ -1,6 +1,9 @@
+import contextlib
 import importlib.util
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -140,13 +143,40 @@ def test_targets_are_judged_from_the_numbers():
     assert rows[2]["measured"] == 2.5
 
 
+class FakeClusters:
+    """``fanout.start`` and ``runs.run_seeds`` for the throughput figure, without clusters: the settings it
+    starts and the runs it asks for are recorded (starting three worker processes, each importing
+    TensorFlow, was most of the smoke test's time; the executor itself is tested in tests/test_runs.py)."""
+
+    def __init__(self):
+        self.started, self.trained = [], []
+
+    def start(self, scheduler=None, workers=None, threads_per_run=1):
+        self.started.append((workers, threads_per_run))
+        return contextlib.nullcontext(SimpleNamespace(client=SimpleNamespace(run=lambda fn: {})))
+
+    def run_seeds(self, config, seeds, raw, cache, executor, print_fn=None):
+        self.trained.append((config, list(seeds)))
+        time.sleep(0.01)
+        return [SimpleNamespace(test_accuracy=0.9 + seed / 100) for seed in seeds]
+
+
 @pytest.mark.slow
-def test_bench_smoke_tiny(tmp_path, capsys):
+def test_bench_smoke_tiny(tmp_path, capsys, monkeypatch):
+    from mnist_report import fanout, machine, runs
+
+    clusters = FakeClusters()
+    monkeypatch.setattr(fanout, "start", clusters.start)
+    monkeypatch.setattr(runs, "run_seeds", clusters.run_seeds)
     impls = ["keras-float32"] + (["torch"] if importlib.util.find_spec("torch") else [])
     out = tmp_path / "bench.json"
     args = ["--impls", ",".join(impls), "--epochs", "2", "--n-train", "256", "--n-test", "128", "--out", str(out),
-            "--throughput-runs", "1", "--throughput-epochs", "1"]  # fmt: skip  (one run a setting: the code path)
+            "--throughput-runs", "2", "--throughput-epochs", "1"]  # fmt: skip
     assert bench.main(args) == 0
+    # the throughput figure: one worker with every core, then the default, each given the same seeds
+    assert clusters.started == [(1, machine.cores()), (fanout.default_workers(1), 1)]
+    assert [(c.threads, c.epochs, c.n_train, seeds) for c, seeds in clusters.trained] == [
+        (machine.cores(), 1, 256, [0, 1]), (1, 1, 256, [0, 1])]  # fmt: skip
     text = capsys.readouterr().out
     assert "| keras-float32 |" in text and "TF float32 matmul" in text
     report = bench.json.loads(out.read_text())
@@ -155,7 +185,12 @@ def test_bench_smoke_tiny(tmp_path, capsys):
     assert report["setup"]["n_train"] == 256
     t = report["throughput"]
     assert set(t["settings"]) == {"1 worker", "default"} and (t["epochs"], t["n_train"]) == (1, 256)
-    assert all(s["runs"] == 1 and s["runs_per_hour"] > 0 for s in t["settings"].values())
+    for s in t["settings"].values():
+        assert s["runs"] == 2 and s["runs_per_hour"] == pytest.approx(2 * 3600 / s["seconds"])
+        assert s["accuracies"] == [0.9, 0.91]
+    per_hour = {name: s["runs_per_hour"] for name, s in t["settings"].items()}
+    assert t["speedup"] == pytest.approx(per_hour["default"] / per_hour["1 worker"])
+    assert "the default is" in text
     assert r["peak"] == "tf-float32" and "tensorflow" in r["frameworks_loaded"]
     assert set(report["peaks"]) == {bench.PEAK_OF[impl] for impl in impls} | {"numpy-float32"}
     for p in report["peaks"].values():

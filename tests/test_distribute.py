@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     from mnist_report.evaluate import evaluate
     from mnist_report.train import predict_proba
 
-    config = TrainConfig(epochs=2, seed=0, n_train=3000, n_test=1000)
+    config = TrainConfig(epochs=2, seed=0, n_train=1500, n_test=1000, batch_size=32)  # small batches: enough steps
     splits = data.splits_for(data.load_idx(), config)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     out = {"replicas": strategy.num_replicas_in_sync}

@@ -5,6 +5,7 @@ import json
 import notebook_checks as checks
 import numpy as np
 import pytest
+from conftest import SMALL
 
 from mnist_report import data, train
 from mnist_report.evaluate import evaluate
@@ -49,7 +50,8 @@ def test_its_numbers_come_from_its_saved_networks(executed):
     name, out, out_dir = executed(NAME)
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())
     raw = data.load_idx()
-    x, y = data.normalise(raw.x_test[:500]), raw.y_test[:500]
+    n_test = SMALL[NAME]["n_test"]
+    x, y = data.normalise(raw.x_test[:n_test]), raw.y_test[:n_test]
     run_dir = out_dir / "work" / "run_dir"
     tuned = train.load_model(run_dir / "tuned" / "model.keras")
     assert evaluate(y, predict_proba(tuned, x)).accuracy == metrics["tuned"]["test"]["accuracy"]

@@ -98,21 +98,30 @@ def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
     assert "unknown parameter(s) epochs" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_notebook_leaves_nothing_half_written(tmp_path, sig):
-    """`kill` or Ctrl-C while a cell runs: exit 130, a line saying so, the previous output intact,
-    and no half-written notebook or staged outputs left behind; no traceback, the runner's or its
-    kernel's."""
+@pytest.fixture(scope="module")
+def slow_notebook(tmp_path_factory):
+    """A notebook that writes its metrics, then sleeps for ``wait`` seconds; executed once, not waiting:
+    (notebook, its executed copy, what its output folder holds)."""
+    tmp_path = tmp_path_factory.mktemp("slow")
     nb = write_notebook(tmp_path / "slow.ipynb", "wait = 0\noutput_dir = '.'",
                         "from mnist_report.report import Outputs\n"
                         "Outputs(output_dir, 'slow').write_metrics({'wait': wait})",
                         "import time\nprint('sleeping', flush=True)\ntime.sleep(wait)")  # fmt: skip
     out = tmp_path / "out" / "slow.ipynb"
-    params = ["-p", "output_dir", str(out.parent)]
     notebooks.execute(nb, out, {"wait": 0, "output_dir": str(out.parent)})
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
     assert "slow.metrics.json" in before
+    return nb, out, before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_notebook_leaves_nothing_half_written(slow_notebook, sig):
+    """`kill` or Ctrl-C while a cell runs: exit 130, a line saying so, the previous output intact,
+    and no half-written notebook or staged outputs left behind; no traceback, the runner's or its
+    kernel's."""
+    nb, out, before = slow_notebook  # each interrupted run leaves it as it was (checked below)
+    params = ["-p", "output_dir", str(out.parent)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnist_report", "notebook", str(nb), str(out), "-p", "wait", "120", *params],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

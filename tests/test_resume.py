@@ -3,10 +3,12 @@ numbers as a run never interrupted."""
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
 
+import dask
 import numpy as np
 import pytest
 
@@ -35,41 +37,54 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 def test_a_worker_killed_mid_run_loses_nothing(raw, tmp_path, pool):
     whole = runs.run_seed(CONFIG, raw, tmp_path / "whole", pool)
     root = tmp_path / "killed"
-    with fanout.start(workers=1) as executor:
-        result = {}
-        thread = threading.Thread(target=lambda: result.update(run=runs.run_seed(CONFIG, raw, root, executor)))
-        thread.start()
-        state, killed_at, deadline = None, None, time.monotonic() + 300
-        while killed_at is None and thread.is_alive() and time.monotonic() < deadline:
-            state = next(root.glob("*/seed-5/backup/state.json"), None)
-            try:
-                epoch = json.loads(state.read_text())["epoch"] if state else 0
-            except (OSError, ValueError):
-                epoch = 0
-            if epoch >= 1:  # killed mid-run, with three epochs of margin before the run would end
-                (pid,) = executor.client.run(os.getpid).values()
-                os.kill(pid, signal.SIGKILL)  # the worker process, mid-run: no chance to clean up
-                killed_at = epoch
-            time.sleep(0.02)
-        thread.join(timeout=300)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(run=runs.run_seed(CONFIG, raw, root, pool)))
+    thread.start()
+    state, killed_at, deadline = None, None, time.monotonic() + 300
+    while killed_at is None and thread.is_alive() and time.monotonic() < deadline:
+        state = next(root.glob("*/seed-5/backup/state.json"), None)
+        try:
+            epoch = json.loads(state.read_text())["epoch"] if state else 0
+        except (OSError, ValueError):
+            epoch = 0
+        if epoch >= 1:  # killed mid-run, with three epochs of margin before the run would end
+            (busy,) = [worker for worker, tasks in pool.client.processing().items() if tasks]
+            (pid,) = pool.client.run(os.getpid, workers=[busy]).values()
+            os.kill(pid, signal.SIGKILL)  # the worker process, mid-run: no chance to clean up
+            killed_at = epoch
+        time.sleep(0.02)
+    thread.join(timeout=300)
     assert killed_at is not None, "the run ended before its worker was killed"
-    resumed = result["run"]  # Dask gave the task to the restarted worker, which resumed from the backup
+    resumed = result["run"]  # Dask gave the task to another worker (its nanny restarts the killed one), which resumed
     assert not resumed.cached and killed_at <= resumed.resumed_at < CONFIG.epochs
     assert not (resumed.path / "backup").exists()  # removed once the run is whole
     np.testing.assert_array_equal(resumed.test_proba, whole.test_proba)
     np.testing.assert_array_equal(resumed.val_proba, whole.val_proba)
     assert resumed.history == whole.history and len(resumed.history["loss"]) == CONFIG.epochs
+    # the killed worker's replacement runs as the local cluster's workers do (fanout.start's settings)
+    pool.client.wait_for_workers(2, timeout=120)
+    assert set(pool.client.run(dask.config.get, "distributed.worker.profile.enabled").values()) == {False}
+    assert set(pool.client.run(os.environ.get, fanout.MALLOC_TRIM).values()) == {None}
+
+
+SEVEN = TrainConfig(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
+
+
+@pytest.fixture(scope="module")
+def seven(small_splits, tmp_path_factory):
+    """SEVEN trained whole, and the backup it leaves: (run, backup folder). Tests copy the folder."""
+    backup = tmp_path_factory.mktemp("seven") / "backup"
+    return train.train(SEVEN, small_splits, print_fn=None, backup_dir=backup), backup
 
 
 @pytest.mark.slow
-def test_a_damaged_backup_means_training_from_the_start(small_splits, tmp_path):
-    config = TrainConfig(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
-    whole = train.train(config, small_splits, print_fn=None)
+def test_a_damaged_backup_means_training_from_the_start(small_splits, tmp_path, seven):
+    whole, _ = seven
     backup = tmp_path / "backup"
     backup.mkdir()
     (backup / "state.json").write_text('{"epoch": 1, "weights": "epoch-1.weights.h5"}')  # its weights are gone
     with pytest.warns(UserWarning, match="cannot be restored.*training from the start"):
-        again = train.train(config, small_splits, print_fn=None, backup_dir=backup)
+        again = train.train(SEVEN, small_splits, print_fn=None, backup_dir=backup)
     assert again.resumed_at == 0 and again.history == whole.history
     np.testing.assert_array_equal(again.model.predict(small_splits.x_test, verbose=0),
                                   whole.model.predict(small_splits.x_test, verbose=0))  # fmt: skip
@@ -78,12 +93,11 @@ def test_a_damaged_backup_means_training_from_the_start(small_splits, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_backup_made_under_another_configuration_is_refused(small_splits, tmp_path):
-    config = TrainConfig(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
-    train.train(config, small_splits, print_fn=None, backup_dir=tmp_path / "backup")  # leaves its backup
-    other = TrainConfig(**{**config.to_dict(), "dropout": 0.3})
+def test_a_backup_made_under_another_configuration_is_refused(small_splits, tmp_path, seven):
+    backup = shutil.copytree(seven[1], tmp_path / "backup")  # SEVEN's, of its last epoch
+    other = TrainConfig(**{**SEVEN.to_dict(), "dropout": 0.3})
     with pytest.warns(UserWarning, match="another configuration.*training from the start"):
-        again = train.train(other, small_splits, print_fn=None, backup_dir=tmp_path / "backup")
+        again = train.train(other, small_splits, print_fn=None, backup_dir=backup)
     fresh = train.train(other, small_splits, print_fn=None)
     assert again.resumed_at == 0 and again.history == fresh.history
 

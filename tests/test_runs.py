@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 
@@ -85,7 +86,7 @@ def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, tiny_on
         np.testing.assert_array_equal(a.val_proba, b.val_proba)
 
 
-SLOWER = TrainConfig(epochs=2, n_train=2000, n_test=200)  # a few seconds a run, so that the studies overlap
+SLOWER = TrainConfig(epochs=2, n_train=1000, n_test=200)  # a second or two a run, so that the studies overlap
 # A second study, in a process of its own, over the same cache and seeds.
 STUDY = """
 import json, sys
@@ -260,8 +261,11 @@ def test_a_stored_run_of_another_configuration_is_not_read_back(raw, tmp_path, p
     assert not again.cached and "another key or configuration" in capsys.readouterr().out
 
 
+PROFILER = "distributed.worker.profile.enabled"
+
+
 @pytest.mark.slow
-def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp_path, tiny_on_the_pool):
+def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp_path, pool, tiny_on_the_pool):
     """mnist_report/README.md's commands: `dask scheduler`, `dask worker ADDRESS --nworkers 2 --nthreads 1`
     with its distributed.yaml (MALLOC_TRIM_THRESHOLD_ unset), then the notebook's executor pointed at it."""
     config_dir = tmp_path / "dask-config"
@@ -269,28 +273,31 @@ def test_a_scheduler_and_workers_started_by_hand_train_the_same_numbers(raw, tmp
     readme = (PROJECT_ROOT / "mnist_report" / "README.md").read_text()
     (config_dir / "distributed.yaml").write_text(readme.split("```yaml\n", 1)[1].split("```", 1)[0])
     env = {**os.environ, "DASK_CONFIG": str(config_dir)}
-    dask = str(Path(sys.executable).parent / "dask")
+    dask_cli = str(Path(sys.executable).parent / "dask")
     info = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+    procs = [subprocess.Popen([dask_cli, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                "--scheduler-file", str(info)], env=env, stderr=subprocess.DEVNULL)]  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not info.is_file() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(info.read_text())["address"]
-        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "2", "--nthreads", "1",
+        procs.append(subprocess.Popen([dask_cli, "worker", address, "--nworkers", "2", "--nthreads", "1",
                                        "--no-dashboard"], env=env, stderr=subprocess.DEVNULL))  # fmt: skip
         lines = []
         with fanout.start(address) as executor:
             executor.client.wait_for_workers(2, timeout=120)
             assert executor.describe() == f"2 workers on the scheduler at {address}"
             names = {str(w["name"]) for w in executor.client.scheduler_info(n_workers=-1)["workers"].values()}
+            # these workers run at Dask's defaults, the tests' local cluster with fanout.QUIET: the same numbers
+            assert set(executor.client.run(dask.config.get, PROFILER).values()) == {True}
             by_hand = runs.run_seeds(TINY, [0, 1], raw, tmp_path / "by-hand", executor, print_fn=lines.append)
     finally:
         for p in reversed(procs):
             p.terminate()
             p.wait(timeout=30)
     local = tiny_on_the_pool[:2]
+    assert set(pool.client.run(dask.config.get, PROFILER).values()) == {False}
     # trained there ("ADDRESS (host)"), and without MALLOC_TRIM_THRESHOLD_ (the README's YAML unset it)
     assert {r.worker.split(" (")[0] for r in by_hand} <= names
     assert len(lines) == 3 and all("MALLOC_TRIM_THRESHOLD_" not in line for line in lines)

@@ -93,11 +93,13 @@ def test_cli_evaluate_matches_the_array_path(first_run, small_splits, tmp_path, 
 
 
 def test_cli_rejects_bad_parameters_before_training(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "mnist_report", "train", "--epochs", "0",
-                        "--save-model", str(tmp_path / "m.keras")],
-                       capture_output=True, text=True, cwd=PROJECT_ROOT)
+    code = ("import sys; from mnist_report.__main__ import main; "
+            f"status = main(['train', '--epochs', '0', '--save-model', {str(tmp_path / 'm.keras')!r}]); "
+            "print('tensorflow' in sys.modules); sys.exit(status)")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert r.returncode == 2 and "epochs must be an integer >= 1; got 0" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "m.keras").exists()
+    assert r.stdout.strip() == "False"  # rejected before TensorFlow was loaded
 
 
 def test_cli_bad_input_gets_one_line_before_any_work(tmp_path, capsys):
