@@ -32,8 +32,18 @@ class Outputs:
         return self.figures_dir / f"{self.name}-{key}.png"
 
     def figure(self, fig: Figure, key: str) -> None:
-        """Save ``fig`` as ``figures/<name>-<key>.png``; the notebook shows it inline as well."""
-        plots.save(fig, self.figure_path(key))
+        """Save ``fig`` as ``figures/<name>-<key>.png``; in a notebook, show that file. (The inline
+        backend would draw the figure twice more, at the end of the cell: a second for a gallery of
+        40 images, and the copy shown would not be the file.)"""
+        path = plots.save(fig, self.figure_path(key))
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            from IPython.display import Image, display
+            from matplotlib import pyplot as plt
+
+            display(Image(filename=path))
+            plt.close(fig)
 
     def write_metrics(self, metrics: dict) -> Path:
         """Write the metrics JSON, after checking it against the notebook's schema (``schema.py``):

@@ -87,13 +87,14 @@ def test_one_worker_and_two_workers_give_the_same_numbers(raw, tmp_path, tiny_on
 
 
 SLOWER = TrainConfig(epochs=2, n_train=1000, n_test=200)  # a second or two a run, so that the studies overlap
-# A second study, in a process of its own, over the same cache and seeds.
+# A second study, in a process of its own, over the same cache and seeds, on the same cluster (a cluster of
+# its own would decide nothing here, and start two processes that import TensorFlow).
 STUDY = """
 import json, sys
 from mnist_report import data, fanout, runs
 from mnist_report.config import TrainConfig
 if __name__ == "__main__":
-    with fanout.start(workers=1) as executor:
+    with fanout.start(sys.argv[2]) as executor:
         done = runs.run_seeds(TrainConfig(**CONFIG), [0, 1, 2, 3], data.load_idx(), sys.argv[1], executor, None)
     print("RESULT " + json.dumps([[r.seed, r.cached, r.test_accuracy] for r in done]))
 """.replace("CONFIG", repr(SLOWER.to_dict()))
@@ -104,8 +105,8 @@ def test_two_concurrent_studies_over_the_same_seeds_train_each_seed_once(raw, tm
     seeds = [0, 1, 2, 3]
     script = tmp_path / "study.py"
     script.write_text(STUDY)
-    other = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache")], stdout=subprocess.PIPE,
-                             text=True, cwd=PROJECT_ROOT)  # fmt: skip
+    other = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), pool.address],
+                             stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)  # fmt: skip
     deadline = time.monotonic() + 120
     while not list((tmp_path / "cache").glob("*/seed-*.lock")) and time.monotonic() < deadline:
         time.sleep(0.05)  # until the other study has locked its first run
