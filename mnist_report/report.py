@@ -42,7 +42,8 @@ class Outputs:
             from IPython.display import Image, display
             from matplotlib import pyplot as plt
 
-            display(Image(filename=path))
+            # alt: a description kept in the notebook (nbconvert 7's HTML template leaves it out)
+            display(Image(filename=path, alt=f"figure: {key.replace('-', ' ')} ({path.name})"))
             plt.close(fig)
 
     def write_metrics(self, metrics: dict) -> Path:
