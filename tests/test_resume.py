@@ -63,7 +63,8 @@ def test_a_worker_killed_mid_run_loses_nothing(raw, tmp_path, pool):
     assert resumed.history == whole.history and len(resumed.history["loss"]) == CONFIG.epochs
     # the killed worker's replacement runs as the local cluster's workers do (fanout.start's settings)
     pool.client.wait_for_workers(2, timeout=120)
-    assert set(pool.client.run(dask.config.get, "distributed.worker.profile.enabled").values()) == {False}
+    for key, value in fanout.QUIET.items():
+        assert set(pool.client.run(dask.config.get, key).values()) == {value}, key
     assert set(pool.client.run(os.environ.get, fanout.MALLOC_TRIM).values()) == {None}
 
 
