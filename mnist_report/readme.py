@@ -32,6 +32,38 @@ def _threads(metrics: dict) -> str:
     return f", {ex['threads_per_run']} TensorFlow thread(s) per run, {ex['workers']} run(s) at once"
 
 
+def _train_seconds(obj, counted: bool = False) -> list[float]:
+    """The training time of each run a metrics structure records: the numbers under keys
+    ``train_seconds`` and ``monitor_train_seconds`` (alone, or in lists and dicts); a precision
+    comparison's runs in the other precision, each at their mean."""
+    if isinstance(obj, int | float) and not isinstance(obj, bool):
+        return [float(obj)] if counted else []
+    if isinstance(obj, list):
+        return [t for v in obj for t in _train_seconds(v, counted)]
+    if not isinstance(obj, dict):
+        return []
+    out = [t for k, v in obj.items() for t in _train_seconds(v, counted or k in TRAIN_SECONDS)]
+    if not counted and "mean_train_seconds" in obj and "names" in obj:  # notebook 02's precision comparison
+        out += [obj["mean_train_seconds"][obj["names"][1]]] * obj["n_runs"]
+    return out
+
+
+TRAIN_SECONDS = ("train_seconds", "monitor_train_seconds")
+
+
+def training_from_nothing(metrics: dict, aside: str = "") -> tuple[str, str]:
+    """A table row: how long the notebook's runs trained when they were trained (read back from the
+    cache or not), summed and shared among the runs trained at once: the least an execution from
+    nothing takes on that machine. ``aside``: what the metrics do not time."""
+    seconds = _train_seconds(metrics)
+    workers = (metrics.get("executor") or {}).get("workers", 1)
+    hours = sum(seconds) / workers / 3600
+    env = metrics["environment"]
+    return ("Training from nothing", f"{f'{hours:.1f} h' if hours >= 2 else f'{hours * 60:.0f} min'}: "
+                                     f"{len(seconds)} runs, {workers} at a time, on {env['cpu_count']} CPU cores "
+                                     f"({env.get('cpu_model') or env['processor']}){aside}")  # fmt: skip
+
+
 def results_table(metrics: dict) -> str:
     """A Markdown table of the baseline network's one run (notebook 01): headline numbers and verdicts."""
     test, claims, env, cfg, data = (metrics[k] for k in ("test", "claims", "environment", "config", "data"))
@@ -62,6 +94,7 @@ def results_table(metrics: dict) -> str:
             f"{_threads(metrics)}, TensorFlow {env['packages']['tensorflow']}, Keras {env['packages']['keras']}",
         ),
     ]
+    rows.append(training_from_nothing(metrics))
     if "font_digits" in metrics:  # digits typeset in fonts, through `predict`'s preprocessing
         fonts = metrics["font_digits"]
         rows.append((f"Typeset digits recognised ({len(fonts['by_font'])} fonts)",
@@ -92,6 +125,7 @@ def study_table(metrics: dict) -> str:
         ("Test images every run gets wrong", f"{core['wrong_by_all']} (at least one run: {core['wrong_by_any']})"),
         ("Calibration (mean over runs)", f"ECE {cal['mean_ece_before']:.2%} -> {cal['mean_ece_after']:.2%} with "
                                          f"temperature {cal['mean_temperature']:.2f} fitted on validation"),
+        training_from_nothing(metrics),
     ]  # fmt: skip
     lines = ["| | baseline configuration, many seeds |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]
@@ -127,6 +161,8 @@ def beyond_table(metrics: dict) -> str:
                                        f"{metrics['mcnemar_ensembles']['p_value']:.2g}"),
         ("Notebook time", f"{metrics['time']['seconds'] / 60:.0f} min ({metrics['time']['cached']} of "
                           f"{metrics['time']['runs']} runs from the cache)"),
+        training_from_nothing(metrics, f"; and the search's {len(trials)} trials, which the metrics do not "
+                                               "time"),
     ]  # fmt: skip
     lines = ["| | beyond the baseline |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in rows]

@@ -3,8 +3,10 @@ metrics set against the reproduced one.
 
 The notebooks run with the parameters their committed executed copies record, into a directory of
 their own (never ``reports/``) with an empty run cache of their own (``resume``: the runs an
-interrupted reproduction trained itself are kept). Each number is then identical, or different by
-so much. How a difference is judged:
+interrupted reproduction trained itself are kept). A parameter left at "auto" that each machine
+resolves for itself (``AUTO``: the precision) is set to what the report's machine resolved, so that
+every machine trains the report's setup. Each number is then identical, or different by so much.
+How a difference is judged:
 
 - On the machine that made the report (the same vector instructions, GPUs, oneDNN setting and
   package versions, as the metrics' ``environment`` records them) every number must be identical,
@@ -65,6 +67,38 @@ def recorded_parameters(executed: Path) -> dict:
     nb = nbformat.read(executed, as_version=4)
     params = nb.metadata.get("papermill", {}).get("parameters", {})
     return {k: v for k, v in params.items() if k not in PLACES}
+
+
+# Parameters whose "auto" each machine resolves for itself, and how to read back from a committed
+# metrics file what the report's machine resolved it to.
+AUTO = {
+    "precision": lambda m: m["precision"],  # notebook 03: mixed_bfloat16 where bf16 is native
+    "compare_precision": lambda m: (m["precision_comparison"] or {"names": [None, None]})["names"][1],  # 02
+}
+
+
+def as_resolved(params: dict, defaults: dict, committed: dict) -> dict:
+    """``params`` with each ``AUTO`` parameter left at "auto" set to what the committed report resolved
+    it to: on a CPU with native bfloat16 a reproduction of a report made without it trains the same
+    precision (and no comparison the report does not have), not what "auto" picks there. ``defaults``:
+    papermill's ``inspect_notebook``, whose defaults are source text."""
+    out = dict(params)
+    for name, read in AUTO.items():
+        if name in defaults and out.get(name, defaults[name]["default"].strip("\"'")) == "auto":
+            out[name] = read(committed)
+    return out
+
+
+def check_precisions(params: dict, name: str) -> None:
+    """Refuse, before hours of training, a bfloat16 report on a machine without native bfloat16."""
+    wanted = {params.get(p) for p in AUTO} - {None, "float32"}
+    if wanted:
+        from mnist_report.train import bf16_native  # TensorFlow: only when bfloat16 is asked for
+
+        if not bf16_native():
+            raise ValueError(f"the committed report of {name} trained in {', '.join(sorted(wanted))}, which this "
+                             f"machine does not compute natively (no AVX512_BF16, AMX or Ampere GPU): its numbers "
+                             f"can be reproduced only on such a machine")  # fmt: skip
 
 
 def _label(item, i: int) -> str:
@@ -272,16 +306,22 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         if not (reports / f"{name}.ipynb").is_file():
             raise FileNotFoundError(f"{shown(reports / f'{name}.ipynb')} does not exist: there is no committed "
                                     f"report of {name} to reproduce (`make report` makes it)")  # fmt: skip
+    plans = []
+    for name in names:  # every notebook's parameters, and whether this machine can train them, first
+        executed, source = reports / f"{name}.ipynb", Path(notebooks_dir) / f"{name}.ipynb"
+        known = notebooks.pm.inspect_notebook(str(source))
+        metrics = reports / f"{name}.metrics.json"
+        params = recorded_parameters(executed)
+        if metrics.is_file():
+            params = as_resolved(params, known, schema.load(metrics))
+        check_precisions(params, name)
+        plans.append((name, source, known, params))
     if not resume:
         shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back
-    for name in names:
-        executed = reports / f"{name}.ipynb"
-        params = recorded_parameters(executed)
-        source = Path(notebooks_dir) / f"{name}.ipynb"
-        known = notebooks.pm.inspect_notebook(str(source))
+    for name, source, known, params in plans:
+        say(f"== {name}: executing from nothing with the report's parameters {params}")
         places = {"output_dir": str(out), "cache_dir": str(out / "cache"), "run_dir": str(out / "runs" / name)}
-        params.update({k: v for k, v in places.items() if k in known})
-        say(f"== {name}: executing from nothing with its recorded parameters {recorded_parameters(executed)}")
+        params = {**params, **{k: v for k, v in places.items() if k in known}}
         notebooks.execute(source, out / f"{name}.ipynb", params, timeout=timeout or notebooks.CELL_TIMEOUT)
     return compare_and_write(reports, out)
 

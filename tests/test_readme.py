@@ -158,3 +158,17 @@ def test_the_commands_that_train_nothing_and_image_preparation_import_no_tensorf
             "print('tensorflow' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_training_from_nothing_adds_every_recorded_run_and_shares_them_among_the_workers():
+    metrics = {"train_seconds": 3600.0, "monitor_train_seconds": 1800.0,  # notebook 01's two runs
+               "runs": [{"seed": 0, "accuracy": 0.99, "train_seconds": 1800.0}],  # a list of runs
+               "candidates": {"train_seconds": {"a": [900.0, 900.0]}, "accuracies": [0.99, 0.98]},  # by name
+               "precision_comparison": {"names": ["float32", "mixed_bfloat16"], "n_runs": 2, "accuracies": [0.99],
+                                        "mean_train_seconds": {"float32": 1800.0, "mixed_bfloat16": 450.0}},
+               "executor": {"workers": 2}, "environment": {"cpu_count": 2, "cpu_model": "AMD EPYC"}}  # fmt: skip
+    # 3600 + 1800 + 1800 + 900 + 900 + 2 x 450 (the other precision; its float32 runs are the study's) = 9900 s
+    name, text = readme_module.training_from_nothing(metrics, "; and more")
+    assert (name, text) == ("Training from nothing", "82 min: 7 runs, 2 at a time, on 2 CPU cores (AMD EPYC); and more")
+    text = readme_module.training_from_nothing({**metrics, "executor": None})[1]
+    assert text.startswith("2.8 h: 7 runs, 1 at a time")  # no executor recorded: one at a time
