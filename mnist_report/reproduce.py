@@ -37,6 +37,7 @@ made on close validation scores can fall the other way.
 
 from __future__ import annotations
 
+import ast
 import math
 import shutil
 from pathlib import Path
@@ -72,31 +73,43 @@ def recorded_parameters(executed: Path) -> dict:
 # Parameters whose "auto" each machine resolves for itself, and how to read back from a committed
 # metrics file what the report's machine resolved it to.
 AUTO = {
-    "precision": lambda m: m["precision"],  # notebook 03: mixed_bfloat16 where bf16 is native
-    "compare_precision": lambda m: (m["precision_comparison"] or {"names": [None, None]})["names"][1],  # 02
+    "precision": lambda m: m.get("precision", "auto"),  # notebook 03: mixed_bfloat16 where bf16 is native
+    "compare_precision": lambda m: (m.get("precision_comparison") or {"names": [None, None]})["names"][1],  # 02
 }
 
 
+def _value(params: dict, defaults: dict, name: str):
+    """A parameter's value in an execution: as recorded, else the notebook's default (papermill's
+    ``inspect_notebook`` gives it as source text)."""
+    if name in params:
+        return params[name]
+    try:
+        return ast.literal_eval(defaults[name]["default"])
+    except (ValueError, SyntaxError):
+        return defaults[name]["default"]
+
+
 def as_resolved(params: dict, defaults: dict, committed: dict) -> dict:
-    """``params`` with each ``AUTO`` parameter left at "auto" set to what the committed report resolved
-    it to: on a CPU with native bfloat16 a reproduction of a report made without it trains the same
-    precision (and no comparison the report does not have), not what "auto" picks there. ``defaults``:
-    papermill's ``inspect_notebook``, whose defaults are source text."""
+    """``params`` with each ``AUTO`` parameter at "auto" set to what the committed report resolved it
+    to: on a CPU with native bfloat16 a reproduction of a report made without it trains the same
+    precision (and no comparison the report does not have), not what "auto" picks there."""
     out = dict(params)
     for name, read in AUTO.items():
-        if name in defaults and out.get(name, defaults[name]["default"].strip("\"'")) == "auto":
+        if name in defaults and _value(out, defaults, name) == "auto":
             out[name] = read(committed)
     return out
 
 
-def check_precisions(params: dict, name: str) -> None:
-    """Refuse, before hours of training, a bfloat16 report on a machine without native bfloat16."""
-    wanted = {params.get(p) for p in AUTO} - {None, "float32"}
+def check_precisions(params: dict, defaults: dict, name: str) -> None:
+    """Refuse, before hours of training, a report in bfloat16 (or with a bfloat16 comparison) on a
+    machine without native bfloat16, where train.py would refuse it in the middle."""
+    wanted = {f"{p}={v}" for p in AUTO if p in defaults and (v := _value(params, defaults, p)) not in
+              (None, "float32", "auto")}  # fmt: skip
     if wanted:
         from mnist_report.train import bf16_native  # TensorFlow: only when bfloat16 is asked for
 
         if not bf16_native():
-            raise ValueError(f"the committed report of {name} trained in {', '.join(sorted(wanted))}, which this "
+            raise ValueError(f"the committed report of {name} ran with {', '.join(sorted(wanted))}, which this "
                              f"machine does not compute natively (no AVX512_BF16, AMX or Ampere GPU): its numbers "
                              f"can be reproduced only on such a machine")  # fmt: skip
 
@@ -314,7 +327,7 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         params = recorded_parameters(executed)
         if metrics.is_file():
             params = as_resolved(params, known, schema.load(metrics))
-        check_precisions(params, name)
+        check_precisions(params, known, name)
         plans.append((name, source, known, params))
     if not resume:
         shutil.rmtree(out / "cache", ignore_errors=True)  # from nothing: no run is read back

@@ -185,6 +185,7 @@ def test_bench_smoke_tiny(tmp_path, capsys, monkeypatch):
     assert report["setup"]["n_train"] == 256
     t = report["throughput"]
     assert set(t["settings"]) == {"1 worker", "default"} and (t["epochs"], t["n_train"]) == (1, 256)
+    assert t["validation_fraction"] == 0.1 and "1 epochs per run on 256 images with 10% of them held out" in text
     for s in t["settings"].values():
         assert s["runs"] == 2 and s["runs_per_hour"] == pytest.approx(2 * 3600 / s["seconds"])
         assert s["accuracies"] == [0.9, 0.91]

@@ -3,7 +3,7 @@ import pytest
 from mnist_report.config import TrainConfig
 
 
-def test_defaults_are_the_seed_experiment():
+def test_defaults_are_the_original_experiment():
     c = TrainConfig()
     assert (c.epochs, c.batch_size, c.dropout, c.learning_rate) == (10, 128, 0.5, 0.001)
     assert c.n_train is None and c.n_test is None

@@ -7,7 +7,7 @@ from mnist_report.model import BASELINE_PARAMS, architecture_table, build_baseli
 from mnist_report.train import cosine_schedule
 
 
-def test_seed_architecture_exactly():
+def test_baseline_architecture_is_the_original_experiments_exactly():
     model = build_baseline_model(TrainConfig())
     layers = [(type(layer).__name__, getattr(layer, "filters", None) or getattr(layer, "units", None))
               for layer in model.layers]

@@ -142,6 +142,7 @@ def test_an_interrupted_notebook_leaves_nothing_half_written(slow_notebook, sig)
     assert "KeyboardInterrupt" not in rest  # the runner's own exit is that line, not a traceback
     assert "Traceback" not in rest and "ZMQError" not in rest, rest  # nor the kernel's, about its closed socket
     assert "Task was destroyed" not in rest, rest  # nor asyncio's, about the kernel client's tasks
+    assert "without encryption" not in "".join(lines) + rest  # the kernel talks over IPC, not TCP (notebooks.py)
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
 
 

@@ -59,7 +59,7 @@ def test_the_committed_report_is_a_full_default_run(path):
     assert [c.source for c in nb.cells] == source, f"reports/{path.name} is stale: run `make report`"
 
 
-def test_seed_metrics_are_the_default_configuration_and_reach_99():
+def test_baseline_metrics_are_the_default_configuration_and_reach_99():
     skip_if_owed("01-seed-reproduction")
     metrics = json.loads((REPORTS / REPRODUCTION_METRICS).read_text())
     assert metrics["config"] == TrainConfig().to_dict()
@@ -73,7 +73,7 @@ def test_seed_metrics_are_the_default_configuration_and_reach_99():
         assert (REPORTS / "figures" / f"01-seed-reproduction-{name}.png").is_file(), name
 
 
-def test_study_metrics_are_the_seed_configuration_over_at_least_eight_seeds():
+def test_study_metrics_are_the_baseline_configuration_over_at_least_eight_seeds():
     skip_if_owed("02-multi-seed-study")
     metrics = json.loads((REPORTS / STUDY_METRICS).read_text())
     assert metrics["config"] == {k: v for k, v in TrainConfig().to_dict().items() if k != "seed"}
@@ -141,25 +141,25 @@ def test_the_machine_and_package_fingerprint_is_written_once():
     assert {"matplotlib", "seaborn", "dask"} <= set(recorded) and set(machine.TRAINING_PACKAGES) <= set(recorded)
 
 
-def test_the_readme_layout_names_every_module_and_only_those():
+def test_the_readme_layout_names_every_file_and_only_those():
+    """The README's layout: the package's files one by one; elsewhere a file, or the folder it is in."""
     import re
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
-    named = set(re.findall(r"^\s+(\w+\.py)\b", layout, re.M))
-    present = {p.name for p in (PROJECT_ROOT / "mnist_report").glob("*.py") if p.name != "__init__.py"}
-    assert named == present, f"README layout lacks {sorted(present - named)}; names missing {sorted(named - present)}"
-    # the project's top level: every entry named exists (runs/, git-ignored, once `make report` has run), and
-    # every tracked one but git's own files and this README is named
-    top = {line.split()[0].rstrip("/") for line in layout.splitlines() if line and not line[0].isspace()}
-    missing = {t for t in top if not (PROJECT_ROOT / t).exists()} - {"runs"}
+    named = {f"mnist_report/{name}" for name in re.findall(r"^\s+([\w.]+\.(?:py|md))\b", layout, re.M)}
+    top = {line.split()[0] for line in layout.splitlines() if line and not line[0].isspace()}  # data/mnist/, .ci/run
+    missing = {t for t in top | named if not (PROJECT_ROOT / t).exists()} - {"runs/"}  # runs/: made by make report
     if (PROJECT_ROOT / ".git").exists():  # a checkout (not an unpacked copy): what git tracks
         tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-        entries = {line.split("/")[0] for line in tracked.stdout.splitlines()}
+        files = set(tracked.stdout.splitlines())
     else:
-        entries = {p.name for p in PROJECT_ROOT.iterdir() if p.name not in (".venv", "runs", "reproduce")}
-    entries -= {".git", ".gitignore", ".gitattributes", "README.md", ".ruff_cache", ".pytest_cache"}
-    unnamed = {e for e in entries if not any(t == e or t.startswith(e + "/") for t in top)}
+        made = {".venv", "runs", "reproduce", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", "custom"}
+        files = {str(p.relative_to(PROJECT_ROOT)) for p in PROJECT_ROOT.rglob("*") if p.is_file() and not (
+            made & set(p.parts) or any(part.endswith(".egg-info") for part in p.parts))}  # fmt: skip
+    files -= {".gitignore", ".gitattributes", "README.md", "mnist_report/__init__.py"}
+    unnamed = {f for f in files if f not in named and not (f in top or any(
+        f.startswith(t) for t in top if t.endswith("/") and t != "mnist_report/"))}  # fmt: skip
     assert not missing and not unnamed, f"README layout names missing {sorted(missing)}; lacks {sorted(unnamed)}"
 
 

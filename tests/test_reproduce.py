@@ -7,7 +7,6 @@ import nbformat
 import pytest
 
 from mnist_report import reproduce, schema
-from mnist_report.paths import PROJECT_ROOT
 
 NAME = "01-seed-reproduction"
 
@@ -97,31 +96,42 @@ def test_auto_parameters_are_set_to_what_the_report_machine_resolved(tmp_path, m
     # must train float32, and no precision comparison the report does not have
     from mnist_report import notebooks, train
 
+    monkeypatch.setattr(schema, "SCHEMAS", {})  # the metrics below hold only what is read here
     executed = []
     monkeypatch.setattr(notebooks, "execute", lambda source, output, params, timeout: executed.append(params))
     monkeypatch.setattr(reproduce, "compare_and_write", lambda reports, out: {"ok": True})
-    reports, names = tmp_path / "reports", ["02-multi-seed-study", "03-beyond-the-seed"]
+    reports, again, names = tmp_path / "reports", tmp_path / "again", ["02-multi-seed-study", "03-beyond-the-seed"]
     reports.mkdir()
-    study = json.loads((PROJECT_ROOT / "reports" / f"{names[0]}.metrics.json").read_text())
-    beyond = json.loads((PROJECT_ROOT / "reports" / f"{names[1]}.metrics.json").read_text())
-    as_committed = ({**study, "precision_comparison": None}, {**beyond, "precision": "float32"})
-    for name, metrics in zip(names, as_committed, strict=True):
-        nbformat.write(nbformat.v4.new_notebook(), reports / f"{name}.ipynb")  # executed at its defaults
+
+    def committed(name, metrics, **recorded):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"parameters": recorded}
+        nbformat.write(nb, reports / f"{name}.ipynb")
         (reports / f"{name}.metrics.json").write_text(json.dumps(metrics))
+
+    committed(names[0], {"precision_comparison": None})  # executed at its defaults: compare_precision "auto"
+    committed(names[1], {"precision": "float32"})
     monkeypatch.setattr(train, "bf16_native", lambda: True)
-    reproduce.reproduce(reports, tmp_path / "again", names=names, print_fn=None)
+    reproduce.reproduce(reports, again, names=names, print_fn=None)
     assert executed[0]["compare_precision"] is None and executed[1]["precision"] == "float32"
     assert "precision" not in executed[0]  # notebook 02's own precision is no "auto": its default stands
-    # a report trained in bfloat16: the same here; refused, before anything trains, where it is not native
-    (reports / f"{names[1]}.metrics.json").write_text(json.dumps({**beyond, "precision": "mixed_bfloat16"}))
+    committed(names[0], {"precision_comparison": {"names": ["float32", "mixed_bfloat16"]}})
+    committed(names[1], {"precision": "mixed_bfloat16"}, precision="auto")  # recorded as "auto": the same
     executed.clear()
-    reproduce.reproduce(reports, tmp_path / "again", names=names[1:], print_fn=None)
-    assert executed[0]["precision"] == "mixed_bfloat16"
+    reproduce.reproduce(reports, again, names=names, print_fn=None)
+    assert executed[0]["compare_precision"] == executed[1]["precision"] == "mixed_bfloat16"
+    # refused where bfloat16 is not native, before anything trains: resolved from "auto", or recorded
     monkeypatch.setattr(train, "bf16_native", lambda: False)
-    (tmp_path / "again" / "cache" / "KEY").mkdir(parents=True)
-    with pytest.raises(ValueError, match="03-beyond-the-seed trained in mixed_bfloat16, which this machine does not"):
-        reproduce.reproduce(reports, tmp_path / "again", names=names, print_fn=None)
-    assert len(executed) == 1 and (tmp_path / "again" / "cache" / "KEY").is_dir()  # nothing ran, nothing emptied
+    (again / "cache" / "KEY").mkdir(parents=True)
+    with pytest.raises(ValueError, match="report of 02-multi-seed-study ran with compare_precision=mixed_bfloat16"):
+        reproduce.reproduce(reports, again, names=names, print_fn=None)
+    committed(names[1], {"precision": "float32"}, precision="mixed_bfloat16")
+    with pytest.raises(ValueError, match="report of 03-beyond-the-seed ran with precision=mixed_bfloat16, which"):
+        reproduce.reproduce(reports, again, names=names[1:], print_fn=None)
+    assert len(executed) == 2 and (again / "cache" / "KEY").is_dir()  # nothing ran, nothing emptied
+    committed(names[1], {"precision": "float32"})  # float32 everywhere: nothing to refuse
+    reproduce.reproduce(reports, again, names=names[1:], print_fn=None)
+    assert executed[-1]["precision"] == "float32"
 
 
 def test_a_report_made_by_older_code_or_nothing_reproduced_yet_is_said_plainly(tmp_path):
