@@ -78,8 +78,10 @@ def raw():
 
 @pytest.fixture(scope="session")
 def small_splits(raw):
-    """1,000 training images (100 of them for validation) and 500 test images."""
-    return data.make_splits(raw, validation_fraction=0.1, seed=0, n_train=1000, n_test=500)
+    """1,000 training images (100 of them for validation) and 500 test images, drawn with seed 0."""
+    from mnist_report.config import TrainConfig
+
+    return data.splits_for(raw, TrainConfig(n_train=1000, n_test=500, validation_fraction=0.1, seed=0))
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
     for name, s in (("mirrored", strategy), ("single", None)):
         run = train.train(config, splits, strategy=s)
         ev = evaluate(splits.y_test, predict_proba(run.model, splits.x_test))
-        out[name] = {"accuracy": ev.accuracy, "steps": len(run.history["loss"])}
+        out[name] = {"accuracy": ev.accuracy, "epochs": len(run.history["loss"])}
     print("RESULT " + json.dumps(out))
     """
 )
@@ -50,4 +50,4 @@ def test_mirrored_strategy_trains_to_the_same_accuracy_as_one_device():
     assert mirrored > 0.85 and single > 0.85
     # 1,000 test images: the binomial s.e. near 90% is about 1 point; allow three
     assert abs(mirrored - single) < 0.03, out
-    assert out["mirrored"]["steps"] == out["single"]["steps"] == 2  # both trained the two epochs asked for
+    assert out["mirrored"]["epochs"] == out["single"]["epochs"] == 2  # both trained the two epochs asked for

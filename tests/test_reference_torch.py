@@ -27,7 +27,7 @@ def test_the_reference_network_has_the_baseline_networks_parameters():
 
 @pytest.mark.slow
 def test_the_reference_learns_mnist_in_a_tiny_run(raw):
-    splits = data.make_splits(raw, 0.0, seed=0, n_train=512, n_test=256)
+    splits = data.splits_for(raw, TrainConfig(n_train=512, n_test=256, validation_fraction=0.0, seed=0))
     trainer = TorchTrainer(splits.x_train, splits.y_train, batch_size=32, seed=0, threads=1)
     before = trainer.predict(splits.x_test)
     assert before.shape == (256, 10) and before.dtype == np.float32
