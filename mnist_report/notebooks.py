@@ -73,6 +73,18 @@ def check_parameters(notebook: str | Path, params: dict[str, Any]) -> dict:
     return known
 
 
+def parameter_value(params: dict[str, Any], known: dict, name: str) -> Any:
+    """The value parameter ``name`` takes in an execution with ``params``: as given, else the default
+    as written in the parameters cell (``known``: papermill's ``inspect_notebook``, which gives it as
+    source text), as a Python value where it is a literal, else that text."""
+    if name in params:
+        return params[name]
+    try:
+        return ast.literal_eval(known[name]["default"])
+    except (ValueError, SyntaxError):
+        return known[name]["default"]
+
+
 # parameters that say where a notebook writes or trains, not what it computes
 PLACES = ("output_dir", "cache_dir", "run_dir", "scheduler", "workers")
 
@@ -91,10 +103,7 @@ def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], kno
     if "output_dir" not in known:
         return params
     if "output_dir" not in params:
-        try:
-            default = ast.literal_eval(known["output_dir"]["default"])  # as written in the parameters cell
-        except (ValueError, SyntaxError):
-            default = None
+        default = parameter_value(params, known, "output_dir")  # as written in the parameters cell
         if isinstance(default, str) and from_root(default).resolve() == folder:
             return params  # nothing to inject (as `make report` runs the notebooks into reports/)
         return {**params, "output_dir": str(folder)}

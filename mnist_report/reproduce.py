@@ -37,7 +37,6 @@ made on close validation scores can fall the other way.
 
 from __future__ import annotations
 
-import ast
 import math
 import shutil
 from pathlib import Path
@@ -47,7 +46,7 @@ import nbformat
 
 from mnist_report import schema
 from mnist_report.io import write_json
-from mnist_report.notebooks import PLACES
+from mnist_report.notebooks import PLACES, parameter_value
 from mnist_report.paths import PROJECT_ROOT, shown
 
 FAMILY_ALPHA = 0.05  # the chance that noise alone puts any judged number outside noise
@@ -78,24 +77,13 @@ AUTO = {
 }
 
 
-def _value(params: dict, defaults: dict, name: str):
-    """A parameter's value in an execution: as recorded, else the notebook's default (papermill's
-    ``inspect_notebook`` gives it as source text)."""
-    if name in params:
-        return params[name]
-    try:
-        return ast.literal_eval(defaults[name]["default"])
-    except (ValueError, SyntaxError):
-        return defaults[name]["default"]
-
-
 def as_resolved(params: dict, defaults: dict, committed: dict) -> dict:
     """``params`` with each ``AUTO`` parameter at "auto" set to what the committed report resolved it
     to: on a CPU with native bfloat16 a reproduction of a report made without it trains the same
     precision (and no comparison the report does not have), not what "auto" picks there."""
     out = dict(params)
     for name, read in AUTO.items():
-        if name in defaults and _value(out, defaults, name) == "auto":
+        if name in defaults and parameter_value(out, defaults, name) == "auto":
             out[name] = read(committed)
     return out
 
@@ -103,7 +91,7 @@ def as_resolved(params: dict, defaults: dict, committed: dict) -> dict:
 def check_precisions(params: dict, defaults: dict, name: str) -> None:
     """Refuse, before hours of training, a report in bfloat16 (or with a bfloat16 comparison) on a
     machine without native bfloat16, where train.py would refuse it in the middle."""
-    wanted = {f"{p}={v}" for p in AUTO if p in defaults and (v := _value(params, defaults, p)) not in
+    wanted = {f"{p}={v}" for p in AUTO if p in defaults and (v := parameter_value(params, defaults, p)) not in
               (None, "float32", "auto")}  # fmt: skip
     if wanted:
         from mnist_report.train import bf16_native  # TensorFlow: only when bfloat16 is asked for
@@ -308,25 +296,22 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         raise ValueError(f"reproduce writes into a directory of its own, never over {shown(reports)}")
     names = names or [p.stem for p in sorted(Path(notebooks_dir).glob("[0-9]*.ipynb"))]
     say = print_fn or (lambda line: None)
-    for name in names:  # before hours of training: the committed report must be there, readable at the end
-        if (reports / f"{name}.metrics.json").is_file():
-            try:
-                schema.load(reports / f"{name}.metrics.json")
-            except schema.MetricsError as e:
-                raise ValueError(f"the committed report of {name} was made by older code, so there is nothing "
-                                 f"to reproduce yet: regenerate it first (`make check-report` names what changed, "
-                                 f"`make report` regenerates it). {e}") from None  # fmt: skip
-        if not (reports / f"{name}.ipynb").is_file():
-            raise FileNotFoundError(f"{shown(reports / f'{name}.ipynb')} does not exist: there is no committed "
-                                    f"report of {name} to reproduce (`make report` makes it)")  # fmt: skip
     plans = []
-    for name in names:  # every notebook's parameters, and whether this machine can train them, first
-        executed, source = reports / f"{name}.ipynb", Path(notebooks_dir) / f"{name}.ipynb"
+    for name in names:  # before hours of training: the committed report must be there, readable at the end,
+        metrics, executed = reports / f"{name}.metrics.json", reports / f"{name}.ipynb"  # and trainable here
+        try:
+            committed = schema.load(metrics) if metrics.is_file() else None
+        except schema.MetricsError as e:
+            raise ValueError(f"the committed report of {name} was made by older code, so there is nothing "
+                             f"to reproduce yet: regenerate it first (`make check-report` names what changed, "
+                             f"`make report` regenerates it). {e}") from None  # fmt: skip
+        if not executed.is_file():
+            raise FileNotFoundError(f"{shown(executed)} does not exist: there is no committed "
+                                    f"report of {name} to reproduce (`make report` makes it)")  # fmt: skip
+        source = Path(notebooks_dir) / f"{name}.ipynb"
         known = notebooks.pm.inspect_notebook(str(source))
-        metrics = reports / f"{name}.metrics.json"
         params = recorded_parameters(executed)
-        if metrics.is_file():
-            params = as_resolved(params, known, schema.load(metrics))
+        params = as_resolved(params, known, committed) if committed is not None else params
         check_precisions(params, known, name)
         plans.append((name, source, known, params))
     if not resume:
