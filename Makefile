@@ -79,7 +79,7 @@ run: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m mnist_report.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 	$(BIN)/python -m mnist_report readme
 
 # Kernels over Unix sockets (as notebooks.IPCKernelManager does for make report), not TCP on localhost:

@@ -49,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    pr.add_argument("--model", required=True, metavar="PATH.keras",
-                    help="a trained model, e.g. runs/01-seed-reproduction/model.keras after `make report`")
+    pr.add_argument("--model", metavar="PATH.keras",
+                    help="a trained model (default: the report's final network of notebook 03, seed 0, which "
+                         "ships with the repository: the most accurate single network, trained on shifted, "
+                         "rotated and zoomed digits, which photographs of digits resemble)")
     pr.add_argument("--json", action="store_true", help="print machine-readable JSON, one object per image")
 
     nb = sub.add_parser("notebook", help="execute a notebook with papermill, parameters checked first")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         if args.command == "readme":
-            from mnist_report.readme import update_readme
+            from mnist_report.reporting.readme import update_readme
 
             print(f"updated {update_readme()} and notebooks/README.md")
             return 0
@@ -139,7 +141,7 @@ def _interrupted(signum, frame):
 
 
 def _notebook(args) -> int:
-    from mnist_report import notebooks
+    from mnist_report.reporting import runner as notebooks
 
     # papermill logs each cell's output (one line per epoch) through logging: show it as it comes
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -165,13 +167,13 @@ def _run_notebooks(args, notebooks) -> int:
     stopped_by = None
     try:
         if args.command == "reproduce":
-            from mnist_report import reproduce
             from mnist_report.paths import from_root
+            from mnist_report.reporting import reproduce
 
             return reproduce.main(from_root(args.reports), from_root(args.out), timeout, args.compare_only,
                                   args.resume)
         if args.command == "report":
-            from mnist_report.readme import update_readme
+            from mnist_report.reporting.readme import update_readme
 
             notebooks.build_report(timeout=timeout)
             print(f"updated {update_readme()} and notebooks/README.md")
@@ -219,14 +221,16 @@ def _train(args) -> int:
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise ValueError(f"--save-model {out}: {existing} is not a folder this user can write to")
     # only now, the parameters checked: TensorFlow takes seconds to load
-    from mnist_report import data, train
-    from mnist_report.evaluate import evaluate
+    from mnist_report import data
+    from mnist_report.analysis.evaluate import evaluate
     from mnist_report.io import atomic_path
+    from mnist_report.modeling import model as model_
+    from mnist_report.modeling import train
 
     splits = data.splits_for(data.load_raw(), config)
     print(splits.describe())
     run = train.train(config, splits)
-    ev = evaluate(splits.y_test, train.predict_proba(run.model, splits.x_test))  # before saving: Ctrl-C saves nothing
+    ev = evaluate(splits.y_test, model_.predict_proba(run.model, splits.x_test))  # before saving: Ctrl-C saves nothing
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         run.model.save(tmp)
@@ -237,7 +241,7 @@ def _train(args) -> int:
 
 def _check_report() -> int:
     """Exit status 1 if any notebook's report is stale."""
-    from mnist_report import provenance
+    from mnist_report.reporting import provenance
 
     stale = False
     for name, reasons in provenance.check().items():
@@ -256,9 +260,9 @@ def _mnist_model(path):
         model_file = Path(path) / "model.keras"
         raise ValueError(f"{path} is a folder; --model takes a model file"
                          + (f", such as {model_file}" if model_file.is_file() else " (PATH.keras)"))
-    from mnist_report import train
+    from mnist_report.modeling import model as model_
 
-    model = train.load_model(path)
+    model = model_.load_model(path)
     shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
     if shapes != ((28, 28, 1), (10,)):
         raise ValueError(f"{path} is a Keras model, but not an MNIST classifier: it takes inputs of shape "
@@ -270,7 +274,7 @@ def _predict(args) -> int:
     """Exit status 1 if any image could not be read, after reporting every one of them."""
     from mnist_report import predict
 
-    model = _mnist_model(args.model)
+    model = _mnist_model(args.model or predict.default_model())
     results = predict.predict_files(model, args.images)
     for r in results:
         if args.json:
@@ -282,8 +286,8 @@ def _predict(args) -> int:
 
 def _evaluate(args) -> int:
     from mnist_report import data
-    from mnist_report.evaluate import evaluate
-    from mnist_report.train import predict_proba
+    from mnist_report.analysis.evaluate import evaluate
+    from mnist_report.modeling.model import predict_proba
 
     if args.n_test is not None and not 1 <= args.n_test <= 10000:
         raise ValueError(f"--n-test must be in [1, 10000]; got {args.n_test}")

@@ -34,6 +34,8 @@ class TrainConfig:
     label_smoothing: float = 0.0  # share of each one-hot target spread evenly over the 10 classes
     conv_width: int = 32  # the better network's filters in its first block (twice as many in its second)
     cycles: int = 1  # cycles of the better network's cosine schedule (cycles - 1 restarts), each ending in a snapshot
+    augment: bool = True  # the better network's random rotations, shifts and zooms of the training images
+    batch_norm: bool = True  # the better network's batch normalisation after each convolution and the dense layer
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seed", "dense_units", "threads", "cycles", "conv_width"):
@@ -87,6 +89,11 @@ class TrainConfig:
                      "1 for the baseline network (only the better network has a learning-rate schedule)")
             # the average would mix the weights of one cycle's end into the next cycle's snapshot
             _require(self.ema_momentum == 0, "cycles", self.cycles, "1 when ema_momentum is set")
+        for name in ("augment", "batch_norm"):
+            value = getattr(self, name)
+            _require(isinstance(value, bool), name, value, "True or False")
+            _require(value or self.architecture == "better", name, value,
+                     "True for the baseline network (it has neither; only the better network can leave them out)")
         if self.n_test is not None:
             _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
 

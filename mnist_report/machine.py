@@ -89,3 +89,15 @@ def environment() -> dict:
         "packages": versions(),
     }
     return env | ({"fingerprint": fingerprint()} if "tensorflow" in sys.modules else {})
+
+
+def bf16_native() -> bool:
+    """Whether bfloat16 math runs natively here: an NVIDIA GPU of compute capability 8.0 (Ampere) or
+    later, or a CPU with AVX512_BF16 or AMX-BF16."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability is not None and tuple(capability) >= (8, 0):
+            return True
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu()["flags"]))

@@ -22,6 +22,32 @@ INK = 0.05  # a pixel is part of the digit when at least this much of the maximu
 MIN_STROKE_PIXELS = 6  # a digit has a connected stroke of at least this many pixels
 
 
+# The network predict uses unless told otherwise: notebook 03's final network, the first seed (the most
+# accurate single network of the report, trained on rotated, shifted and zoomed digits), as its metrics name it.
+DEFAULT_FROM = ("reports/03-beyond-the-seed.metrics.json", ("final", "model_paths", 0))
+
+
+def default_model() -> Path:
+    """The shipped network ``DEFAULT_FROM`` names, with a clear error where the checkout lacks it."""
+    import json
+
+    from mnist_report.paths import from_root
+
+    metrics, (*keys, index) = from_root(DEFAULT_FROM[0]), DEFAULT_FROM[1]
+    try:
+        found = json.loads(metrics.read_text())
+        for k in keys:
+            found = found[k]
+        path = from_root(found[index])
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise FileNotFoundError(f"{metrics} does not name the report's final network ({type(e).__name__}: {e}): "
+                                "restore it with `git checkout -- reports/`, or give a model with --model") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"the report's final network {path} is missing: restore it with "
+                                f"`git checkout -- {path.parent}`, or give a model with --model")
+    return path
+
+
 class ImageError(ValueError):
     """An image that cannot be turned into a digit, with the reason."""
 
@@ -141,7 +167,7 @@ class Prediction:
 
 def predict_files(model, paths: list[str | Path]) -> list[Prediction]:
     """Each file's predicted digit and its probability; a file that fails gets its error instead."""
-    from mnist_report.train import predict_proba  # TensorFlow: not needed to read or prepare an image
+    from mnist_report.modeling.model import predict_proba  # TensorFlow: not needed to read or prepare an image
 
     images, results = [], []
     for path in paths:

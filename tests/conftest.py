@@ -1,13 +1,16 @@
 import gzip
 import hashlib
+import os
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from mnist_report import data, fanout, notebooks
+from mnist_report import data
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.reporting import runner as notebooks
+from mnist_report.runs import executor as fanout
 
 REPORTS = PROJECT_ROOT / "reports"
 
@@ -17,8 +20,8 @@ def skip_if_owed(name: str) -> None:
     code as it is. A notebook whose source or feeding modules changed since (its regeneration owed,
     as a closing note says, while several issues share one regeneration) is skipped with the reason;
     `make check-report` lists the same."""
-    from mnist_report import provenance
     from mnist_report.io import read_json
+    from mnist_report.reporting import provenance
 
     record = REPORTS / f"{name}.inputs.json"
     if not record.is_file():
@@ -65,7 +68,7 @@ def _one_tensorflow_thread():
     """Training in a test process uses one TensorFlow thread, as a run of the report does by default
     (TrainConfig.threads); set before any test runs TensorFlow. (Here, not when this file is imported:
     pytest-xdist's controller, which runs no test, then never loads TensorFlow.)"""
-    from mnist_report import train
+    from mnist_report.modeling import train
 
     train.configure_threads(1)
 
@@ -87,7 +90,7 @@ def small_splits(raw):
 @pytest.fixture(autouse=True)
 def _slow_means_it_trains(request, monkeypatch):
     """Keeps the ``slow`` marker honest: a test not marked slow that trains through ``train.train`` (in
-    this process) or ``runs.run_many`` (through the executor), or executes a notebook, fails and says
+    this process) or ``runs.get`` (through the executor), or executes a notebook, fails and says
     so, so that ``pytest -m "not slow"`` stays the quick loop. (Not caught: ``train.fit`` called
     directly, the benchmark's worker processes, and fixtures of a wider scope, which are set up before
     this one; the tests that use those are marked by hand.)"""
@@ -97,9 +100,23 @@ def _slow_means_it_trains(request, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"{request.node.name} trains or executes a notebook: mark it @pytest.mark.slow")
 
-    for target in ("mnist_report.train.train", "mnist_report.runs.run_many",
-                   "mnist_report.notebooks.pm.execute_notebook"):
+    for target in ("mnist_report.modeling.train.train", "mnist_report.runs.get",
+                   "mnist_report.reporting.runner.pm.execute_notebook"):
         monkeypatch.setattr(target, refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stores_of_their_own(tmp_path_factory):
+    """Every run the tests train goes to a store and a cache of the tests' own, never the report's store
+    (reports/runs) or the user's cache; notebooks' kernels inherit it."""
+    from mnist_report.runs import store
+
+    root = tmp_path_factory.mktemp("stores")
+    saved = {k: os.environ.get(k) for k in (store.STORE_ENV, store.CACHE_ENV)}
+    os.environ[store.STORE_ENV], os.environ[store.CACHE_ENV] = str(root / "runs"), str(root / "cache")
+    yield root
+    for k, v in saved.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 @pytest.fixture(scope="session")
@@ -112,27 +129,20 @@ def pool():
 # Small parameters per notebook: seconds, not minutes.
 SMALL = {
     "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
-    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 1000,  # 947: a label error
-                            "compare_precision": "mixed_bfloat16"},
-}
-SMALL["03-beyond-the-seed"] = {"max_trials": 2, "max_epochs": 1, "n_seeds": 2, "better_epochs": 2, "snapshot_cycles": 2,
-                               "better_conv_width": 4, "better_dense_units": 16,  # narrow: all layers, less work
-                               "candidates": {"base": {}, "average and smoothing": {"ema_momentum": 0.9,
-                                                                                     "label_smoothing": 0.1}},
-                               "n_train": 600, "n_test": 300, "precision": "float32"}
-# where each notebook writes what is not the report (models, cached runs, the search): under work/
-WORK_DIRS = {
-    "01-seed-reproduction": ["cache_dir", "run_dir"],
-    "02-multi-seed-study": ["cache_dir"],
-    "03-beyond-the-seed": ["cache_dir", "run_dir"],
+    "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 1000},  # 947: a label error
+    "03-beyond-the-seed": {
+        "max_trials": 2, "max_epochs": 1, "n_seeds": 2, "epochs": 2, "snapshot_cycles": 2, "conv_width": 4,
+        "dense_units": 16, "ema_momentum": 0.9, "n_train": 600, "n_test": 300,  # narrow: every layer, less work
+        "variants": {"full recipe": {}, "without weight average and label smoothing": {"ema_momentum": 0.0,
+                     "label_smoothing": 0.0}, "without augmentation": {"augment": False}},
+    },
 }
 
 
 def execute_notebook(nb_path, out_dir, params, scheduler=None):
     """``scheduler``: the address of the tests' warm Dask cluster (the ``pool`` fixture), so that the
     notebook does not start a cluster of its own, whose workers would import TensorFlow again."""
-    work = {name: str(out_dir / "work" / name) for name in WORK_DIRS[nb_path.stem]}
-    params = {**params, "output_dir": str(out_dir), **work, **({"scheduler": scheduler} if scheduler else {})}
+    params = {**params, "output_dir": str(out_dir), **({"scheduler": scheduler} if scheduler else {})}
     return notebooks.execute(nb_path, out_dir / nb_path.name, params, timeout=600)
 
 

@@ -1,17 +1,22 @@
+import ast
 import contextlib
 import importlib.util
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from mnist_report import bench
+from benchmarks import bench
+from mnist_report.reporting import readme
 from mnist_report.config import TrainConfig
 from mnist_report.io import read_json
-from mnist_report.model import build_baseline_model
+from mnist_report.modeling.model import build_baseline_model
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.runs import store
 
 
 def test_flops_of_the_baseline_network_from_its_layer_shapes():
@@ -81,11 +86,11 @@ def test_each_row_is_compared_with_its_own_frameworks_peak_in_its_precision():
     assert "TF bfloat16 matmul" in implied["target"]
     assert implied["measured"] == pytest.approx(4.0 / 1.5) and not implied["met"]
     for impl in results:
-        assert bench.peak_used(report, impl)["gflops"] == PEAKS[bench.PEAK_OF[impl]]
+        assert readme._peak_used(report, impl)["gflops"] == PEAKS[bench.PEAK_OF[impl]]
 
 
 def test_the_table_names_the_peak_each_row_used():
-    lines = bench.table(fake_report()).splitlines()
+    lines = readme.bench_table(fake_report()).splitlines()
     row = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
     assert "| 45.0% | TF float32 matmul, 200 GFLOP/s |" in row["keras-float32"]
     assert "| 37.5% | TF bfloat16 matmul, 600 GFLOP/s |" in row["keras-mixed_bfloat16"]
@@ -96,13 +101,13 @@ def test_the_table_names_the_peak_each_row_used():
 
 def test_the_committed_bench_report_renders():
     report = read_json(PROJECT_ROOT / "reports" / "bench.json")  # what `make readme` renders into the README
-    rows = [line for line in bench.table(report).splitlines() if line.startswith("| ") and "GFLOP/s |" in line]
+    rows = [line for line in readme.bench_table(report).splitlines() if line.startswith("| ") and "GFLOP/s |" in line]
     assert len(rows) == len(report["results"]) > 0
 
 
 def test_the_torch_workers_data_path_imports_no_tensorflow():
-    # the torch worker runs `python -m mnist_report.bench --worker torch`, loads the verified data, then torch
-    code = ("from mnist_report import bench, data, machine; machine.cores(); "
+    # the torch worker runs `python -m benchmarks.bench --worker torch`, loads the verified data, then torch
+    code = ("from benchmarks import bench; from mnist_report import data, machine; machine.cores(); "
             "data.splits_for(data.load_raw(), bench.bench_config(64, 32, 16, 0)); "
             "print(','.join(bench.frameworks_loaded()))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
@@ -112,7 +117,7 @@ def test_the_torch_workers_data_path_imports_no_tensorflow():
 def test_a_workers_peak_memory_is_its_own_not_its_parents():
     ballast = bench.np.ones(400 * 2**20 // 8)  # 400 MB touched: this process's peak is above it
     assert bench.peak_rss_mb() > 400
-    code = "from mnist_report import bench; print(bench.peak_rss_mb())"
+    code = "from benchmarks import bench; print(bench.peak_rss_mb())"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert 5 < float(out.stdout) < 200  # a Python with NumPy (getrusage's ru_maxrss would say above 400)
     del ballast
@@ -144,39 +149,62 @@ def test_targets_are_judged_from_the_numbers():
 
 
 class FakeClusters:
-    """``fanout.start`` and ``runs.run_seeds`` for the throughput figure, without clusters: the settings it
-    starts and the runs it asks for are recorded (starting three worker processes, each importing
-    TensorFlow, was most of the smoke test's time; the executor itself is tested in tests/test_runs.py)."""
+    """``executor.start`` and ``runs.get`` for the throughput figure, without clusters: the settings it
+    starts, the runs it asks for and the store they would be read from and written to are recorded
+    (starting three worker processes, each importing TensorFlow, was most of the smoke test's time; the
+    executor and ``runs.get`` themselves are tested in tests/test_runs.py)."""
 
     def __init__(self):
-        self.started, self.trained = [], []
+        self.started, self.trained, self.stores = [], [], []
 
     def start(self, scheduler=None, workers=None, threads_per_run=1):
         self.started.append((workers, threads_per_run))
-        return contextlib.nullcontext(SimpleNamespace(client=SimpleNamespace(run=lambda fn: {})))
+        address = f"tcp://fake-{len(self.started)}"
+        return contextlib.nullcontext(SimpleNamespace(client=SimpleNamespace(run=lambda fn: {}), address=address))
 
-    def run_seeds(self, config, seeds, raw, cache, executor, print_fn=None):
-        self.trained.append((config, list(seeds)))
+    def get(self, configs, raw, *, test=True, keep_models=(), describe=None, scheduler=None, workers=None,
+            print_fn=print):  # fmt: skip
+        self.trained.append((list(configs), scheduler, test, print_fn))
+        self.stores.append({"env": os.environ.get(store.STORE_ENV), "places": store.places(),
+                            "cache": store.cache(), "backup": store.backup_dir("k")})  # fmt: skip
+        where = Path(os.environ[store.STORE_ENV])
+        assert where.parent.is_dir() and not (where.exists() and any(where.iterdir()))  # a fresh, empty store
         time.sleep(0.01)  # the clock moves: runs per hour are finite
-        return [SimpleNamespace(test_accuracy=0.9 + seed / 100) for seed in seeds]
+        return [SimpleNamespace(test_accuracy=0.9 + c.seed / 100, train_seconds=1.0 + c.seed, trained_now=True)
+                for c in configs]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_bench_smoke_tiny(tmp_path, capsys, monkeypatch):
-    from mnist_report import fanout, machine, runs
+    from mnist_report import machine, runs
+    from mnist_report.runs import executor
 
     clusters = FakeClusters()
-    monkeypatch.setattr(fanout, "start", clusters.start)
-    monkeypatch.setattr(runs, "run_seeds", clusters.run_seeds)
+    monkeypatch.setattr(executor, "start", clusters.start)
+    monkeypatch.setattr(runs, "get", clusters.get)
+    before = (os.environ.get(store.STORE_ENV), store.cache())
     impls = ["keras-float32"] + (["torch"] if importlib.util.find_spec("torch") else [])
     out = tmp_path / "bench.json"
     args = ["--impls", ",".join(impls), "--epochs", "2", "--n-train", "256", "--n-test", "128", "--out", str(out),
             "--throughput-runs", "2", "--throughput-epochs", "1"]  # fmt: skip
     assert bench.main(args) == 0
     # the throughput figure: one worker with every core, then the default, each given the same seeds
-    assert clusters.started == [(1, machine.cores()), (fanout.default_workers(1), 1)]
-    assert [(c.threads, c.epochs, c.n_train, seeds) for c, seeds in clusters.trained] == [
-        (machine.cores(), 1, 256, [0, 1]), (1, 1, 256, [0, 1])]  # fmt: skip
+    assert clusters.started == [(1, machine.cores()), (executor.default_workers(1), 1)]
+    assert [[(c.threads, c.epochs, c.n_train, c.seed) for c in configs] for configs, *_ in clusters.trained] == [
+        [(machine.cores(), 1, 256, 0), (machine.cores(), 1, 256, 1)], [(1, 1, 256, 0), (1, 1, 256, 1)]]  # fmt: skip
+    # each setting's runs on the cluster the benchmark started (and warmed) before the clock, no lines printed
+    assert [(scheduler, test, print_fn) for _, scheduler, test, print_fn in clusters.trained] == [
+        ("tcp://fake-1", True, None), ("tcp://fake-2", True, None)]  # fmt: skip
+    # ... read from and written to a fresh temporary store of its own (every run trained), never the report's
+    # store or the user's cache, whose locks and backups are in the temporary folder too; all undone after
+    envs = [Path(s["env"]) for s in clusters.stores]
+    assert len(set(envs)) == 2 and not any(e.exists() for e in envs)
+    for s, env in zip(clusters.stores, envs, strict=True):
+        assert s["places"] == ([env], env) and s["cache"] == env.parent / "cache"
+        assert s["backup"] == env.parent / "cache" / "backup" / "k"
+        assert store.STORE not in (env, *env.parents) and PROJECT_ROOT not in env.parents
+        assert Path("~/.cache/mnist-report").expanduser() not in (env, *env.parents)
+    assert (os.environ.get(store.STORE_ENV), store.cache()) == before
     text = capsys.readouterr().out
     assert "| keras-float32 |" in text and "TF float32 matmul" in text
     report = bench.json.loads(out.read_text())
@@ -188,7 +216,7 @@ def test_bench_smoke_tiny(tmp_path, capsys, monkeypatch):
     assert t["validation_fraction"] == 0.1 and "1 epochs per run on 256 images with 10% of them held out" in text
     for s in t["settings"].values():
         assert s["runs"] == 2 and s["runs_per_hour"] == pytest.approx(2 * 3600 / s["seconds"])
-        assert s["accuracies"] == [0.9, 0.91]
+        assert s["accuracies"] == [0.9, 0.91] and s["train_seconds"] == [1.0, 2.0]
     per_hour = {name: s["runs_per_hour"] for name, s in t["settings"].items()}
     assert t["speedup"] == pytest.approx(per_hour["default"] / per_hour["1 worker"])
     assert "the default is" in text
@@ -211,3 +239,22 @@ def test_bench_rejects_unknown_implementations_and_image_counts_before_starting_
     assert "n_test must be None or an integer in [1, 10000]; got 0" in capsys.readouterr().err
     config = bench.bench_config(300, 100, 32, 5)  # each implementation's images: 300 drawn with seed 5, all trained on
     assert (config.n_train, config.n_test, config.validation_fraction, config.seed) == (300, 100, 0.0, 5)
+
+
+def test_the_package_never_imports_the_benchmark():
+    """benchmarks/ is not installed with the package: no module of mnist_report/ may import it (the README's
+    speed table is rendered from reports/bench.json, the file the benchmark writes)."""
+    offenders = []
+    for path in sorted((PROJECT_ROOT / "mnist_report").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else []
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names = [node.value]  # importlib.import_module("benchmarks..."), __import__, python -m
+            else:
+                continue
+            if any(n == "benchmarks" or n.startswith("benchmarks.") for n in names):
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")
+    assert offenders == [], f"mnist_report imports benchmarks/: {', '.join(offenders)}"

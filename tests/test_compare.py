@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mnist_report import compare
+from mnist_report.analysis import compare
 
 
 def test_mcnemar_counts_the_discordant_images_and_uses_the_exact_test():

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     import json
     import tensorflow as tf
 
-    from mnist_report import train
+    from mnist_report.modeling import train
 
     train.configure_threads(1)  # before the devices are configured, as the runs' configuration asks
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -23,8 +23,8 @@ SCRIPT = textwrap.dedent(
 
     from mnist_report import data
     from mnist_report.config import TrainConfig
-    from mnist_report.evaluate import evaluate
-    from mnist_report.train import predict_proba
+    from mnist_report.analysis.evaluate import evaluate
+    from mnist_report.modeling.train import predict_proba
 
     config = TrainConfig(epochs=2, seed=0, n_train=1500, n_test=1000, batch_size=32)  # small batches: enough steps
     splits = data.splits_for(data.load_idx(), config)

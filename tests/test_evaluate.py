@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mnist_report import evaluate as E
+from mnist_report.analysis import evaluate as E
 
 
 def _proba(pred, n_classes=10, confidence=0.9):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mnist_report import label_errors, plots
+from mnist_report.analysis import label_errors, plots
 from mnist_report.data import DataError
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from mnist_report.config import TrainConfig
-from mnist_report.model import BASELINE_PARAMS, architecture_table, build_baseline_model, build_model
-from mnist_report.train import cosine_schedule
+from mnist_report.modeling.model import BASELINE_PARAMS, architecture_table, build_baseline_model, build_model
+from mnist_report.modeling.train import cosine_schedule
 
 
 def test_baseline_architecture_is_the_original_experiments_exactly():

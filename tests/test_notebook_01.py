@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from mnist_report import data, fanout, predict, reproduce, train
-from mnist_report.evaluate import evaluate
-from mnist_report.train import predict_proba
+from mnist_report import data, predict
+from mnist_report.analysis.evaluate import evaluate
+from mnist_report.modeling import train
+from mnist_report.modeling.train import predict_proba
+from mnist_report.reporting import reproduce
+from mnist_report.runs import executor as fanout
 
 NAME = "01-seed-reproduction"
 

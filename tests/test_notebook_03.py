@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from mnist_report import data, train
-from mnist_report.evaluate import evaluate
-from mnist_report.train import predict_proba
+from mnist_report import data
+from mnist_report.analysis.evaluate import evaluate
+from mnist_report.modeling import train
+from mnist_report.modeling.train import predict_proba
 
 NAME = "03-beyond-the-seed"
 
@@ -45,7 +46,7 @@ def test_it_chooses_on_validation_and_tests_once_at_the_end(executed):
 
 @pytest.mark.slow
 def test_its_numbers_come_from_its_saved_networks(executed):
-    from mnist_report import recipe
+    from mnist_report.analysis import recipe
 
     name, out, out_dir = executed(NAME)
     metrics = json.loads((out_dir / f"{name}.metrics.json").read_text())

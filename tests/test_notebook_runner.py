@@ -6,8 +6,8 @@ import sys
 import pytest
 from conftest import write_notebook
 
-from mnist_report import notebooks
 from mnist_report.__main__ import main
+from mnist_report.reporting import runner as notebooks
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def slow_notebook(tmp_path_factory):
     (notebook, its executed copy, what its output folder holds)."""
     tmp_path = tmp_path_factory.mktemp("slow")
     nb = write_notebook(tmp_path / "slow.ipynb", "wait = 0\noutput_dir = '.'",
-                        "from mnist_report.report import Outputs\n"
+                        "from mnist_report.reporting.outputs import Outputs\n"
                         "Outputs(output_dir, 'slow').write_metrics({'wait': wait})",
                         "import time\nprint('sleeping', flush=True)\ntime.sleep(wait)")  # fmt: skip
     out = tmp_path / "out" / "slow.ipynb"

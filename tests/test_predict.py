@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_report import data, predict, train
+from mnist_report import data, predict
 from mnist_report.__main__ import main
 from mnist_report.config import TrainConfig
-from mnist_report.train import predict_proba
+from mnist_report.modeling import train
+from mnist_report.modeling.train import predict_proba
 
 N = 300  # test digits written out as files
 

@@ -19,7 +19,7 @@ from conftest import REPORTS, skip_if_owed
 
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.readme import REPRODUCTION_METRICS, STUDY_METRICS, block_pattern, blocks
+from mnist_report.reporting.readme import REPRODUCTION_METRICS, STUDY_METRICS, block_pattern, blocks
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 
@@ -114,7 +114,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_the_modules_that_feed_each_notebook_are_found_from_its_imports():
     """One list, computed in Python from the notebooks' imports; the Makefile keeps none of its own."""
-    from mnist_report import provenance
+    from mnist_report.reporting import provenance
 
     feeds = {nb.stem: {p.name for p in provenance.feeding_modules(nb)}
              for nb in sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))}  # fmt: skip
@@ -129,7 +129,8 @@ def test_the_modules_that_feed_each_notebook_are_found_from_its_imports():
 def test_the_machine_and_package_fingerprint_is_written_once():
     """One module reads /proc/cpuinfo and lists the packages; a matplotlib or seaborn upgrade is a
     changed input of the figures."""
-    from mnist_report import machine, provenance
+    from mnist_report import machine
+    from mnist_report.reporting import provenance
 
     sources = {p.name: p.read_text() for p in (PROJECT_ROOT / "mnist_report").glob("*.py")}
     assert [name for name, text in sources.items() if "/proc/cpuinfo" in text and name != "machine.py"] == []

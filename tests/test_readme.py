@@ -10,10 +10,10 @@ import papermill as pm
 import pytest
 from conftest import write_notebook
 
-from mnist_report import readme as readme_module
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.readme import PARAMETERS_PAGE, markers, parameters_page, parameters_reference, update_readme
-from mnist_report.schema import MetricsError
+from mnist_report.reporting import readme as readme_module
+from mnist_report.reporting.readme import PARAMETERS_PAGE, markers, parameters_page, parameters_reference, update_readme
+from mnist_report.reporting.schema import MetricsError
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 PAGE = PROJECT_ROOT / "notebooks" / PARAMETERS_PAGE
@@ -147,14 +147,14 @@ def test_without_notebooks_no_page_is_written(tmp_path):
 
 
 def test_importing_the_readme_module_imports_neither_papermill_nor_tensorflow():
-    code = "import sys, mnist_report.readme; print(sorted({'papermill', 'tensorflow'} & set(sys.modules)))"
+    code = "import sys, mnist_report.reporting.readme; print(sorted({'papermill', 'tensorflow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "[]"
 
 
 def test_the_commands_that_train_nothing_and_image_preparation_import_no_tensorflow():
     """`check-report` and `readme` answer in a second; `predict` loads TensorFlow only to run the model."""
-    code = ("import sys, mnist_report.__main__, mnist_report.provenance, mnist_report.machine, mnist_report.predict; "
+    code = ("import sys, mnist_report.__main__, mnist_report.reporting.provenance, mnist_report.machine, mnist_report.predict; "
             "print('tensorflow' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "False"

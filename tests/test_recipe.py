@@ -4,7 +4,7 @@ the rule that chooses, and the record of decisions that puts the test set last."
 import numpy as np
 import pytest
 
-from mnist_report import recipe
+from mnist_report.analysis import recipe
 from mnist_report.config import TrainConfig
 
 BASE = TrainConfig(architecture="better", epochs=20, n_train=1000)
@@ -52,8 +52,8 @@ def test_shifted_moves_the_image_and_fills_the_border_with_background():
 
 
 def test_tta_averages_the_views_and_the_identity_alone_is_the_plain_prediction():
-    from mnist_report.model import build_model
-    from mnist_report.train import predict_proba
+    from mnist_report.modeling.model import build_model
+    from mnist_report.modeling.train import predict_proba
 
     model = build_model(TrainConfig(seed=1))
     x = np.random.default_rng(0).random((6, 28, 28, 1)).astype("float32")

@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from benchmarks.reference_torch import BaselineNet, TorchTrainer  # noqa: E402
 from mnist_report import data  # noqa: E402
 from mnist_report.config import TrainConfig  # noqa: E402
-from mnist_report.model import BASELINE_PARAMS, build_baseline_model  # noqa: E402
-from mnist_report.reference_torch import BaselineNet, TorchTrainer  # noqa: E402
+from mnist_report.modeling.model import BASELINE_PARAMS, build_baseline_model  # noqa: E402
 
 
 def test_the_reference_network_has_the_baseline_networks_parameters():

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import write_notebook
 
-from mnist_report import provenance
 from mnist_report.__main__ import main
+from mnist_report.reporting import provenance
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def figs(tmp_path):
     return write_notebook(
         tmp_path / "figs.ipynb",
         "x = 1\noutput_dir = 'reports'",
-        "import matplotlib.pyplot as plt\nfrom mnist_report.report import Outputs\n"
+        "import matplotlib.pyplot as plt\nfrom mnist_report.reporting.outputs import Outputs\n"
         "out = Outputs(output_dir, 'figs')\nfig, ax = plt.subplots()\nax.plot([x, x])\n"
         "out.figure(fig, 'b' if x == 2 else 'a')\nout.write_metrics({'x': x})",
         "assert x != 0, 'x must not be zero'",
@@ -113,7 +113,7 @@ def test_a_notebook_saved_by_jupyterlab_is_the_same_input_and_an_edited_cell_is_
 
 
 def test_a_source_edited_while_a_notebook_runs_leaves_its_report_stale(tmp_path, monkeypatch):
-    from mnist_report import notebooks
+    from mnist_report.reporting import runner as notebooks
 
     nb = write_notebook(tmp_path / "01-x.ipynb", "x = 1", "print(x)")
     output = tmp_path / "reports" / "01-x.ipynb"
@@ -131,8 +131,9 @@ def test_a_source_edited_while_a_notebook_runs_leaves_its_report_stale(tmp_path,
 
 
 def test_a_notebook_executed_elsewhere_writes_beside_its_output_and_never_into_the_report(tmp_path, monkeypatch):
-    from mnist_report import notebooks, report
     from mnist_report.paths import PROJECT_ROOT
+    from mnist_report.reporting import outputs as report
+    from mnist_report.reporting import runner as notebooks
 
     nb = write_notebook(tmp_path / "01-x.ipynb", "x = 1\noutput_dir = 'reports'  # where figures go", "print(x)")
     given = []
@@ -167,7 +168,7 @@ def test_check_report_cli(capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_make_report_executes_exactly_the_stale_notebooks_and_says_why(tmp_path):
-    from mnist_report import notebooks
+    from mnist_report.reporting import runner as notebooks
 
     nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
     nbs.mkdir()
@@ -188,7 +189,7 @@ def test_make_report_executes_exactly_the_stale_notebooks_and_says_why(tmp_path)
 
 def test_a_notebook_run_by_hand_never_writes_into_the_committed_report(monkeypatch, capsys):
     from mnist_report.paths import PROJECT_ROOT
-    from mnist_report.report import STAGING_ENV, Outputs
+    from mnist_report.reporting.outputs import STAGING_ENV, Outputs
 
     monkeypatch.delenv(STAGING_ENV, raising=False)
     out = Outputs("reports", "01-seed-reproduction")

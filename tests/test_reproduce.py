@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from mnist_report import reproduce, schema
+from mnist_report.reporting import reproduce, schema
 
 NAME = "01-seed-reproduction"
 
@@ -70,7 +70,7 @@ def test_reproduce_never_writes_over_the_report(tmp_path):
 
 
 def test_resume_keeps_only_the_runs_the_reproduction_trained_itself(tmp_path, monkeypatch):
-    from mnist_report import notebooks
+    from mnist_report.reporting import runner as notebooks
 
     executed = []
     monkeypatch.setattr(notebooks, "execute", lambda source, output, params, timeout: executed.append(params))
@@ -94,7 +94,8 @@ def test_resume_keeps_only_the_runs_the_reproduction_trained_itself(tmp_path, mo
 def test_auto_parameters_are_set_to_what_the_report_machine_resolved(tmp_path, monkeypatch):
     # "auto" picks mixed_bfloat16 where bfloat16 is native: a reproduction there of a float32 report
     # must train float32, and no precision comparison the report does not have
-    from mnist_report import notebooks, train
+    from mnist_report.modeling import train
+    from mnist_report.reporting import runner as notebooks
 
     monkeypatch.setattr(schema, "SCHEMAS", {})  # the metrics below hold only what is read here
     executed = []

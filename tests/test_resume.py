@@ -12,8 +12,10 @@ import dask
 import numpy as np
 import pytest
 
-from mnist_report import fanout, runs, train
+from mnist_report import runs
 from mnist_report.config import TrainConfig
+from mnist_report.modeling import train
+from mnist_report.runs import executor as fanout
 
 # the better network: augmentation, dropout, batch normalisation and a learning-rate schedule, so that
 # every kind of state a resume must restore is there (narrow: the same layers and state, little arithmetic)

@@ -14,9 +14,10 @@ import dask
 import numpy as np
 import pytest
 
-from mnist_report import data, fanout, runs
+from mnist_report import data, runs
 from mnist_report.config import TrainConfig
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.runs import executor as fanout
 
 TINY = TrainConfig(epochs=1, n_train=300, n_test=100, validation_fraction=0.2)
 
@@ -51,7 +52,7 @@ def test_the_snapshots_of_a_cyclic_run_are_stored_and_read_back(raw, tmp_path, p
     np.testing.assert_array_equal(cached.snapshot_test_proba, trained.snapshot_test_proba)
     np.testing.assert_array_equal(cached.snapshot_test_proba[-1], cached.test_proba)  # the last is the final network
     assert not np.array_equal(cached.snapshot_test_proba[0], cached.test_proba)
-    from mnist_report.train import load_model, predict_proba
+    from mnist_report.modeling.train import load_model, predict_proba
 
     x_test = data.normalise(raw.x_test[:100])
     for path, proba in zip(cached.snapshot_paths, cached.snapshot_test_proba, strict=True):  # each member, saved
@@ -91,7 +92,8 @@ SLOWER = TrainConfig(epochs=2, n_train=1000, n_test=200)  # a second or two a ru
 # its own would decide nothing here, and start two processes that import TensorFlow).
 STUDY = """
 import json, sys
-from mnist_report import data, fanout, runs
+from mnist_report import data, runs
+from mnist_report.runs import executor as fanout
 from mnist_report.config import TrainConfig
 if __name__ == "__main__":
     with fanout.start(sys.argv[2]) as executor:

@@ -6,8 +6,8 @@ import json
 import pytest
 from conftest import REPORTS, skip_if_owed
 
-from mnist_report import schema
-from mnist_report.report import Outputs
+from mnist_report.reporting import schema
+from mnist_report.reporting.outputs import Outputs
 
 
 @pytest.mark.parametrize("name", sorted(schema.SCHEMAS))

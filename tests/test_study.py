@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mnist_report import study
+from mnist_report.analysis import study
 
 T_975_DF3 = 3.182446305284263  # Student t, 97.5th percentile, 3 degrees of freedom (from tables)
 

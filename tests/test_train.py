@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from conftest import write_notebook
 
-from mnist_report import data, train
+from mnist_report import data
 from mnist_report.__main__ import main
+from mnist_report.analysis.evaluate import evaluate
 from mnist_report.config import TrainConfig
-from mnist_report.evaluate import evaluate
+from mnist_report.modeling import train
+from mnist_report.modeling.train import predict_proba
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.train import predict_proba
 
 # the configuration of conftest's small_splits (1,000 training images, a tenth held out, 500 test images, seed 0)
 SMALL = dict(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=0)

@@ -6,8 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mnist_report import data, train, tuning
+from mnist_report import data
+from mnist_report.analysis import tuning
 from mnist_report.config import TrainConfig
+from mnist_report.modeling import train
 
 BASE = TrainConfig(n_train=1000, n_test=500)
 

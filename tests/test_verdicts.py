@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mnist_report import compare, study, verdicts
-from mnist_report import evaluate as E
+from mnist_report.analysis import compare, study, verdicts
+from mnist_report.analysis import evaluate as E
 
 
 def _proba(y_pred):

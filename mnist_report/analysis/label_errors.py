@@ -97,7 +97,7 @@ def across_seeds(y_true: np.ndarray, preds: np.ndarray, errors: LabelErrors, har
     """Many runs (``preds``: one row of predictions per run) against the listed images: how many of them
     are in the ``hard_core`` (the indices most runs get wrong) and wrong in every run, and each run's
     accuracy where labels stand with its summary over runs (the sentence: ``verdicts.label_noise_across_seeds``)."""
-    from mnist_report.study import accuracy_summary
+    from mnist_report.analysis.study import accuracy_summary
 
     y_true, preds = np.asarray(y_true), np.asarray(preds)
     listed = errors.within(len(y_true))
@@ -125,10 +125,16 @@ def by_network(y_true: np.ndarray, predictions: dict[str, np.ndarray], errors: L
         wrong = np.asarray(y_pred) != y_true
         networks[name] = {**accuracy_where_labels_stand(y_true, y_pred, errors),
                           "accuracy_all": float(1 - wrong.mean()), "n_errors_all": int(wrong.sum())}  # fmt: skip
+    order_all = sorted(networks, key=lambda n: -networks[n]["accuracy_all"])
+    order_standing = sorted(networks, key=lambda n: -networks[n]["accuracy"])
     return {
         "source": errors.source,
         "listed": len(errors.within(len(y_true))),
         "networks": networks,
+        # Northcutt et al.'s question: does the order of the networks change once the listed images are left out?
+        "order_all": order_all,
+        "order_where_labels_stand": order_standing,
+        "ranking_changes": order_all != order_standing,
         "better_runs": len(runs),
         "better_mean_where_labels_stand": float(np.mean([accuracy_where_labels_stand(y_true, p, errors)["accuracy"]
                                                          for p in runs])),

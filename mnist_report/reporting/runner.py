@@ -16,9 +16,11 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError
 
-from mnist_report import provenance
 from mnist_report.paths import PROJECT_ROOT, from_root
-from mnist_report.report import STAGING_ENV
+from mnist_report.reporting import provenance
+from mnist_report.io import read_json
+from mnist_report.reporting.outputs import STAGING_ENV
+from mnist_report.runs.store import STORE, STORE_ENV
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -86,7 +88,7 @@ def parameter_value(params: dict[str, Any], known: dict, name: str) -> Any:
 
 
 # parameters that say where a notebook writes or trains, not what it computes
-PLACES = ("output_dir", "cache_dir", "run_dir", "scheduler", "workers")
+PLACES = ("output_dir", "scheduler", "workers")
 
 
 def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], known: dict) -> dict[str, Any]:
@@ -137,6 +139,9 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
                          f"(not a folder)")  # fmt: skip
     params = _beside_the_output(notebook, output, params, check_parameters(notebook, params))
     made_from = provenance.inputs(notebook)  # the sources as they are when it starts (it may run for hours)
+    saved_store = os.environ.get(STORE_ENV)
+    if output.parent.resolve() == (PROJECT_ROOT / "reports").resolve():
+        os.environ[STORE_ENV] = str(STORE)  # the report's new runs are committed with it
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
@@ -183,15 +188,18 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     finally:
         IPCKernelManager.stderr_to = None
         kernel_log.unlink(missing_ok=True)
-        if saved_env is None:
-            os.environ.pop(STAGING_ENV, None)
-        else:
-            os.environ[STAGING_ENV] = saved_env
+        for name, saved in ((STAGING_ENV, saved_env), (STORE_ENV, saved_store)):
+            if saved is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = saved
+    metrics = stage / f"{output.stem}.metrics.json"
+    made_from["runs"] = read_json(metrics).get("records", {}) if metrics.is_file() else {}
     publish(stage, output.parent, output.stem)
-    provenance.record(notebook, output, made_from=made_from)
+    provenance.record(output, made_from)
     os.replace(partial, output)  # last: Make sees the notebook as up to date only when all is in place
     failed.unlink(missing_ok=True)
-    changed = provenance.differences(made_from, provenance.inputs(notebook))
+    changed = provenance.differences(made_from, provenance.inputs(notebook, made_from["runs"]))
     if changed:
         warnings.warn(f"{notebook.name}: its sources changed while it ran ({'; '.join(changed)}); its outputs are "
                       f"recorded as made from the sources at its start, so `make check-report` calls it stale",
@@ -216,37 +224,39 @@ def publish(stage: Path, target: Path, name: str) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def to_html(executed: Path) -> Path:
-    """``NAME.html`` beside an executed notebook (nbconvert's HTML exporter), written atomically."""
-    from nbconvert import HTMLExporter
-
-    from mnist_report.io import atomic_path
-
-    body, _ = HTMLExporter().from_filename(str(executed))
-    html = executed.with_suffix(".html")
-    with atomic_path(html) as tmp:
-        tmp.write_text(body, encoding="utf-8")
-    return html
-
-
 def build_report(notebooks_dir: Path = PROJECT_ROOT / "notebooks", reports: Path = PROJECT_ROOT / "reports",
                  timeout: int = CELL_TIMEOUT, print_fn=print) -> list[str]:  # fmt: skip
-    """Execute exactly the stale notebooks, in order, each with the reason it runs; then its HTML.
+    """Execute exactly the stale notebooks, in order, each with the reason it runs; then the site, and
+    the run store pruned to the runs the report uses. Returns the names of the notebooks executed.
 
     Stale: its ``reports/NAME.inputs.json`` differs from the working tree (``provenance.check``).
-    Returns the names of the notebooks executed.
     """
+    from mnist_report.reporting import site
+
     executed = []
     for name, reasons in provenance.check(reports, notebooks_dir).items():
-        out = Path(reports) / f"{name}.ipynb"
         if reasons:
-            print_fn(f"== {name}: {'; '.join(reasons)}; executing it (one line per run or epoch follows)")
-            execute(Path(notebooks_dir) / f"{name}.ipynb", out, {}, timeout=timeout)
+            print_fn(f"== {name}: {'; '.join(reasons)}; executing it")
+            execute(Path(notebooks_dir) / f"{name}.ipynb", Path(reports) / f"{name}.ipynb", {}, timeout=timeout)
             executed.append(name)
         else:
             print_fn(f"== {name}: up to date (its recorded inputs match the working tree); not executed")
-        if reasons or not out.with_suffix(".html").is_file():
-            to_html(out)
     if not executed:
         print_fn("nothing is stale: the report matches the working tree")
+    if executed or not (Path(reports) / "site" / "index.html").is_file():
+        print_fn(f"== the site: {site.build(Path(reports), Path(reports) / 'site')}")
+    removed = prune(Path(reports))
+    if removed:
+        print_fn(f"== removed {len(removed)} run record(s) no notebook of the report uses: {', '.join(removed)}")
     return executed
+
+
+def prune(reports: Path) -> list[str]:
+    """Remove the run records no notebook of the report read (the store holds exactly the report's runs)."""
+    if any("runs" not in read_json(p) for p in reports.glob("*.inputs.json")):
+        return []  # a notebook's record predates the run store: what it used is unknown, so nothing goes
+    keep = provenance.used_runs(reports)
+    gone = sorted(p.name for p in (reports / "runs").glob("*") if p.is_dir() and p.name not in keep)
+    for name in gone:
+        shutil.rmtree(reports / "runs" / name)
+    return gone

@@ -13,7 +13,9 @@ the last; the share of it that training reaches follows from the network's FLOPs
 from the layer shapes).  NumPy's float32 matmul is measured in the parent the same way, for comparison
 only.  On a CPU without native bfloat16 TensorFlow emulates it: its peak is then low, and measured.
 
-    python -m mnist_report.bench [--epochs 4] [--n-train 60000] [--impls keras-float32,torch]
+    python -m benchmarks.bench [--epochs 4] [--n-train 60000] [--impls keras-float32,torch] [--out FILE]
+
+Run from the project root (``benchmarks`` is not installed with the package; ``make bench`` does this).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from mnist_report.io import write_json
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.reporting.readme import bench_table
 
 IMPLS = ("keras-float32", "keras-mixed_bfloat16", "torch")
 REFERENCE = "torch"
@@ -176,7 +179,7 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
     splits = data.splits_for(data.load_raw(), config)
     peak = PEAK_OF[impl]
     if impl == REFERENCE:
-        from mnist_report.reference_torch import TorchTrainer
+        from benchmarks.reference_torch import TorchTrainer
 
         trainer = TorchTrainer(splits.x_train, splits.y_train, batch_size, seed, threads=machine.cores())
         run_epoch, predict = trainer.epoch, trainer.predict
@@ -184,9 +187,8 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
     else:
         from dataclasses import replace
 
-        from mnist_report import train
-        from mnist_report.model import build_baseline_model
-        from mnist_report.train import predict_proba
+        from mnist_report.modeling import train
+        from mnist_report.modeling.model import build_baseline_model, predict_proba
 
         config = replace(config, precision=impl.split("-", 1)[1])
         train.set_determinism(seed)
@@ -222,7 +224,7 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
 class Worker:
     def __init__(self, impl: str, n_train, n_test, batch_size: int, seed: int):
         self.impl = impl
-        args = [sys.executable, "-m", "mnist_report.bench", "--worker", impl, "--batch-size", str(batch_size),
+        args = [sys.executable, "-m", "benchmarks.bench", "--worker", impl, "--batch-size", str(batch_size),
                 "--seed", str(seed)]  # fmt: skip
         args += ["--n-train", str(n_train)] if n_train is not None else []
         args += ["--n-test", str(n_test)] if n_test is not None else []
@@ -262,7 +264,7 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
         batch_size: int = 128, seed: int = 0, eval_repeats: int = 3, log=None) -> dict:  # fmt: skip
     """Alternate the implementations epoch by epoch; return per-implementation results."""
     from mnist_report.config import TrainConfig
-    from mnist_report.model import build_baseline_model
+    from mnist_report.modeling.model import build_baseline_model
 
     log = log or (lambda line: print(line, flush=True))
     for impl in impls:
@@ -351,37 +353,51 @@ def summarize(epoch_s: dict, evals: dict, quits: dict, peaks: dict, training_flo
 
 
 def throughput(n_runs: int = 4, epochs: int = 10, n_train: int | None = None, log=None) -> dict:
-    """Runs of the baseline network per hour through the report's executor: one worker with every
+    """Runs of the baseline network per hour through the report's ``runs.get``: one worker with every
     core against the default (cores // threads_per_run workers), in the same run, same seeds.
 
-    Each setting's cluster is started and its workers have imported TensorFlow before the clock
-    starts, as in a notebook, where the cluster is started once for many runs.
+    Every run is trained: each setting reads and writes a store of its own, a fresh temporary folder
+    (``$MNIST_REPORT_STORE``), never the report's store or the user's cache (whose locks and backups are
+    in a temporary folder too, so that no backup left by another run is resumed from). Each setting's
+    cluster is started and its workers have imported TensorFlow before the clock starts, as in a notebook
+    whose cluster is started once for many runs: ``runs.get`` is given its scheduler's address.
     """
     import tempfile
+    from unittest import mock
 
-    from mnist_report import data, fanout, machine, runs
+    from mnist_report import data, machine, runs
     from mnist_report.config import TrainConfig
+    from mnist_report.runs import executor, store
 
     log = log or (lambda line: print(line, flush=True))
     raw = data.load_raw()
     default_threads = TrainConfig().threads
     settings = {"1 worker": (1, machine.cores()),
-                "default": (fanout.default_workers(default_threads), default_threads)}  # fmt: skip
+                "default": (executor.default_workers(default_threads), default_threads)}  # fmt: skip
     rows = {}
     for name, (workers, threads) in settings.items():
-        config = TrainConfig(epochs=epochs, n_train=n_train, threads=threads)
-        with tempfile.TemporaryDirectory() as cache, fanout.start(workers=workers, threads_per_run=threads) as ex:
-            ex.client.run(lambda: __import__("mnist_report.train"))  # TensorFlow imported in every worker
+        configs = runs.seeds_of(TrainConfig(epochs=epochs, n_train=n_train, threads=threads), range(n_runs))
+        with (
+            tempfile.TemporaryDirectory(prefix="mnist-report-bench-") as scratch,
+            mock.patch.dict(os.environ, {store.STORE_ENV: str(Path(scratch) / "runs"),
+                                         store.CACHE_ENV: str(Path(scratch) / "cache")}),
+            executor.start(workers=workers, threads_per_run=threads) as ex,
+        ):
+            ex.client.run(lambda: __import__("mnist_report.modeling.train"))  # TensorFlow imported in every worker
             start = time.perf_counter()
-            done = runs.run_seeds(config, range(n_runs), raw, cache, ex, print_fn=None)
+            done = runs.get(configs, raw, scheduler=ex.address, print_fn=None)
             seconds = time.perf_counter() - start
+        if not all(r.trained_now for r in done):  # the store was empty: a run read from it was not timed
+            raise RuntimeError(f"throughput, {name}: a run was read from a store instead of trained")
         rows[name] = {"workers": workers, "threads_per_run": threads, "runs": n_runs, "seconds": seconds,
-                      "runs_per_hour": n_runs * 3600 / seconds, "accuracies": [r.test_accuracy for r in done]}
+                      "runs_per_hour": n_runs * 3600 / seconds, "accuracies": [r.test_accuracy for r in done],
+                      "train_seconds": [r.train_seconds for r in done]}  # fmt: skip
         log(f"throughput, {name}: {workers} worker(s) x {threads} thread(s): {n_runs} runs in {seconds:.0f} s, "
             f"{rows[name]['runs_per_hour']:.1f} runs/hour")
     # n_train: the images drawn for each run, of which validation_fraction is held out (as in notebook 02)
-    return {"epochs": epochs, "n_train": n_train or len(raw.y_train), "validation_fraction": config.validation_fraction,
-            "settings": rows, "speedup": rows["default"]["runs_per_hour"] / rows["1 worker"]["runs_per_hour"]}
+    return {"epochs": epochs, "n_train": n_train or len(raw.y_train),
+            "validation_fraction": configs[0].validation_fraction, "settings": rows,
+            "speedup": rows["default"]["runs_per_hour"] / rows["1 worker"]["runs_per_hour"]}  # fmt: skip
 
 
 def check_targets(results: dict) -> list[dict]:
@@ -401,57 +417,8 @@ def check_targets(results: dict) -> list[dict]:
     return rows
 
 
-def peak_used(report: dict, impl: str) -> dict:
-    """The matmul peak ``impl``'s row is compared with: {"key", "label", "gflops", "share"}."""
-    r = report["results"][impl]
-    peak = report["peaks"][r["peak"]]
-    return {"key": r["peak"], "label": peak["label"], "gflops": peak["gflops"], "share": r["peak_share"]}
-
-
-def table(report: dict) -> str:
-    """A Markdown table of a report from ``run``."""
-    lines = [
-        "| implementation | first epoch s | epoch s (median) | train img/s | eval img/s | peak memory MB "
-        "| share of matmul peak | matmul peak used | vs reference | test acc |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
-    ]
-    for impl, r in report["results"].items():
-        vs = f"{r['speed_vs_reference']:.2f}x" if "speed_vs_reference" in r else "-"
-        p = peak_used(report, impl)
-        lines.append(
-            f"| {impl} | {r['first_epoch_seconds']:.2f} | {r['steady_epoch_seconds']:.2f} | "
-            f"{r['train_images_per_second']:,.0f} | {r['eval_images_per_second']:,.0f} | {r['peak_memory_mb']:,.0f} | "
-            f"{p['share']:.1%} | {p['label']}, {p['gflops']:.0f} GFLOP/s | {vs} | {r['test_accuracy']:.2%} |"
-        )
-    m, s = report["machine"], report["setup"]
-    n = report["matmul_n"]
-    peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
-    peaks = (f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
-             f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)")  # fmt: skip
-    lines += [
-        "",
-        f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; {peaks}; "
-        f"{report['flops_per_image']['training'] / 1e6:.2f} MFLOP per training image; {s['epochs']} epochs of "
-        f"{s['n_train']:,} images, batch {s['batch_size']}, alternated.",
-    ]
-    for t in report["targets"]:
-        lines.append(f"- {t['target']}: {t['measured']:.2f} -> {'met' if t['met'] else 'NOT met'}")
-    if report.get("throughput"):
-        t = report["throughput"]
-        parts = [f"{r['workers']} worker(s) x {r['threads_per_run']} thread(s) {r['runs_per_hour']:.1f}"
-                 for r in t["settings"].values()]  # fmt: skip
-        from mnist_report.config import TrainConfig
-
-        # bench.json files written before validation_fraction was recorded held out TrainConfig's default
-        held_out = t.get("validation_fraction", TrainConfig.validation_fraction)
-        lines.append(f"- Report throughput (baseline network, {t['epochs']} epochs per run on {t['n_train']:,} images "
-                     f"with {held_out:.0%} of them held out, runs per hour through the executor): {'; '.join(parts)}; "
-                     f"the default is {t['speedup']:.2f}x one worker")  # fmt: skip
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mnist_report.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated, from {', '.join(IMPLS)}")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--n-train", type=int, default=None, help="training images (default: all 60,000)")
@@ -461,7 +428,8 @@ def main(argv=None) -> int:
     p.add_argument("--throughput-runs", type=int, default=4,
                    help="baseline-network runs per executor setting for the report-throughput figure (0: skip it)")
     p.add_argument("--throughput-epochs", type=int, default=10, help="epochs of each of those runs (default 10)")
-    p.add_argument("--out", default=str(PROJECT_ROOT / "reports" / "bench.json"))
+    p.add_argument("--out", default=str(PROJECT_ROOT / "reports" / "bench.json"),
+                   help="where the JSON report goes (default reports/bench.json, which the README's table reads)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -483,7 +451,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_json(args.out, report)
-    print(table(report))
+    print(bench_table(report))
     print(f"\nwritten to {args.out}")
     return 0
 

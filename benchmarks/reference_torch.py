@@ -13,7 +13,7 @@ from torch import nn
 
 
 class BaselineNet(nn.Module):
-    """The baseline network (``mnist_report.model.build_baseline_model``) in PyTorch: 225,034 parameters."""
+    """The baseline network (``mnist_report.modeling.model.build_baseline_model``) in PyTorch: 225,034 parameters."""
 
     def __init__(self, dropout: float = 0.5):
         super().__init__()

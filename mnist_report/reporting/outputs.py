@@ -7,9 +7,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mnist_report import machine, plots, schema
+from mnist_report import machine
+from mnist_report.analysis import plots
 from mnist_report.io import write_json
 from mnist_report.paths import PROJECT_ROOT, from_root, shown
+from mnist_report.reporting import metrics as declared
 
 INTERACTIVE = "interactive"  # reports/interactive/: where a notebook run by hand writes
 STAGING_ENV = "MNIST_REPORT_STAGING"  # set by notebooks.execute: "<output dir>" + os.pathsep + "<staging dir>"
@@ -47,9 +49,13 @@ class Outputs:
             plt.close(fig)
 
     def write_metrics(self, metrics: dict) -> Path:
-        """Write the metrics JSON, after checking it against the notebook's schema (``schema.py``):
-        a structure that does not follow it raises ``schema.MetricsError`` and writes nothing."""
-        full = schema.validate(self.name, {"notebook": self.name, **metrics, "environment": machine.environment()})
+        """Write the metrics JSON, after checking it against the notebook's declaration (``metrics.py``):
+        a structure that does not follow it raises ``metrics.MetricsError`` and writes nothing. The run
+        records the notebook read are listed with it (its recorded inputs)."""
+        from mnist_report import runs
+
+        full = declared.validate(self.name, {"notebook": self.name, **metrics, "environment": machine.environment(),
+                                           "records": runs.used()})
         return write_json(self.metrics_path, full)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from mnist_report import quiet_tf  # noqa: F401  (first: TensorFlow imported without its probe noise)
 
 # isort: split
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -70,22 +73,28 @@ def build_better_model(config: TrainConfig) -> keras.Model:
     layers = keras.layers
     seed = Seeds(config.seed)
 
+    bn = config.batch_norm
+    # without batch normalisation (an ablation) each layer gets its bias back
+
     def conv_bn(filters, kernel, strides=1):
         # 3x3 convolutions shrink the image (28 -> 26 -> 24); the strided 5x5 ones halve it (24 -> 12)
         return [
             layers.Conv2D(filters, kernel, strides=strides, padding="same" if strides > 1 else "valid",
-                          use_bias=False, kernel_initializer=seed.glorot(), dtype=p),  # fmt: skip
-            layers.BatchNormalization(dtype=p),
+                          use_bias=not bn, kernel_initializer=seed.glorot(), dtype=p),
+            *([layers.BatchNormalization(dtype=p)] if bn else []),
             layers.Activation("relu", dtype=p),
         ]
 
     s, w = config.seed, config.conv_width
+    augment = [
+        layers.RandomRotation(10 / 360, fill_mode="constant", seed=s, dtype="float32"),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=s + 1, dtype="float32"),
+        layers.RandomZoom(0.1, fill_mode="constant", seed=s + 2, dtype="float32"),
+    ]
     model = keras.Sequential(
         [
             keras.Input(shape=IMAGE_SHAPE),
-            layers.RandomRotation(10 / 360, fill_mode="constant", seed=s, dtype="float32"),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=s + 1, dtype="float32"),
-            layers.RandomZoom(0.1, fill_mode="constant", seed=s + 2, dtype="float32"),
+            *(augment if config.augment else []),
             *conv_bn(w, 3),
             *conv_bn(w, 3),
             *conv_bn(w, 5, strides=2),
@@ -95,8 +104,8 @@ def build_better_model(config: TrainConfig) -> keras.Model:
             *conv_bn(2 * w, 5, strides=2),
             layers.Dropout(0.4, seed=seed(), dtype=p),
             layers.Flatten(dtype=p),
-            layers.Dense(config.dense_units, use_bias=False, kernel_initializer=seed.glorot(), dtype=p),
-            layers.BatchNormalization(dtype=p),
+            layers.Dense(config.dense_units, use_bias=not bn, kernel_initializer=seed.glorot(), dtype=p),
+            *([layers.BatchNormalization(dtype=p)] if bn else []),
             layers.Activation("relu", dtype=p),
             layers.Dropout(config.dropout, seed=seed(), dtype=p),
             layers.Dense(NUM_CLASSES, activation="softmax", kernel_initializer=seed.glorot(), dtype="float32"),
@@ -136,3 +145,49 @@ def architecture_table(model: keras.Model) -> list[dict]:
         }
         for layer in model.layers
     ]
+
+
+# The views test-time augmentation averages: the image itself, and moved one pixel up, down, left and right.
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def predict_proba(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities (N, 10), in inference mode (dropout and augmentation off)."""
+    if not len(images):
+        return np.zeros((0, NUM_CLASSES))
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``images`` (N, H, W, C) moved ``dy`` pixels down and ``dx`` right; the uncovered border is 0 (background)."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:3]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+def tta_proba(model: keras.Model, images: np.ndarray, shifts=SHIFTS) -> np.ndarray:
+    """The mean of the model's class probabilities over ``shifts`` of each image."""
+    if not len(images):
+        return np.zeros((0, NUM_CLASSES))
+    return np.mean([predict_proba(model, shifted(images, dy, dx)) for dy, dx in shifts], axis=0)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a saved model, with a clear error if the file is missing or not a Keras model."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such model file (train one with `make report` or "
+            f"`python -m mnist_report train --save-model {path}`)"
+        )
+    # Keras says "File not found" for a .keras file that is there but not a zip (.h5 files are HDF5)
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a Keras model file: a .keras model is a zip archive written by Keras "
+                         "(`model.save`), and this file is not one")
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:
+        raise ValueError(f"{path} is not a Keras model that loads ({type(e).__name__}: {e})") from e

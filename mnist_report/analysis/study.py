@@ -12,7 +12,7 @@ import numpy as np
 from scipy import optimize, stats
 from sklearn.calibration import calibration_curve
 
-from mnist_report.evaluate import (
+from mnist_report.analysis.evaluate import (
     CLAIMED_ACCURACY,
     CLAIMED_PAIRS,
     binomial_se,
@@ -177,14 +177,14 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
 def calibration_summary(rows: Sequence[dict]) -> dict:
     """Means over runs of per-run rows with temperature, ECE and NLL before and after scaling, and
     counts of the runs that moved each way (the sentence is ``verdicts.calibration``)."""
-    keys = ("temperature", "ECE before", "ECE after", "NLL before", "NLL after")
-    mean = {f"mean_{k.replace(' ', '_').lower()}": float(np.mean([r[k] for r in rows])) for k in keys}
+    keys = ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")
+    mean = {f"mean_{k}": float(np.mean([r[k] for r in rows])) for k in keys}
     return {
         "n_runs": len(rows),
         **mean,
         "about_calibrated": bool(abs(math.log(mean["mean_temperature"])) < 0.05),  # T within about 5% of 1
         "runs_temperature_above_one": sum(r["temperature"] > 1 for r in rows),
-        "runs_ece_lower": sum(r["ECE after"] < r["ECE before"] for r in rows),
+        "runs_ece_lower": sum(r["ece_after"] < r["ece_before"] for r in rows),
     }
 
 

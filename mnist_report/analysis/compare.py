@@ -33,3 +33,8 @@ def ensemble(probas: Sequence[np.ndarray]) -> np.ndarray:
     if stacked.ndim != 3 or len(stacked) == 0:
         raise ValueError(f"expected a list of (N, classes) probability arrays; got shape {stacked.shape}")
     return stacked.mean(axis=0)
+
+
+def ensemble_curve(y_true: np.ndarray, probas: Sequence[np.ndarray]) -> list[float]:
+    """Test accuracy of the ensemble of the first 1, 2, ..., N members (in the order given)."""
+    return [float(np.mean(ensemble(probas[:k]).argmax(1) == y_true)) for k in range(1, len(probas) + 1)]

@@ -1,13 +1,13 @@
 """A hyperparameter search over the baseline network: KerasTuner's random-search oracle draws the trials,
 the executor trains them all at once, and the validation split alone scores them.
 
-Each trial is an ordinary cached run (``runs.run_many``) made without the test set, so an interrupted
-or repeated search reads its finished trials back, under the same key rule as every other run.
+Each trial is an ordinary stored run (``runs.get``) made without the test set, so an interrupted or
+repeated search reads its finished trials back, under the same key rule as every other run.
 
 Why not KerasTuner's own ``Tuner.search``: it trains one trial at a time in this process, and its
 distributed mode needs one long-lived tuner process per worker, talking to a chief over gRPC. Drawing
 the trials from its oracle and handing them to Dask as tasks keeps one executor for every run of the
-report, a cluster included, and one cache. A random search draws each trial independently of the
+report, a cluster included, and one store. A random search draws each trial independently of the
 scores so far, so drawing them all first gives the same trials as KerasTuner's sequential loop would.
 """
 
@@ -20,12 +20,12 @@ import contextlib
 import dataclasses
 import io
 import tempfile
-from pathlib import Path
 
 import keras_tuner as kt
 
-from mnist_report import data, fanout, runs
+from mnist_report import data, runs
 from mnist_report.config import TrainConfig
+from mnist_report.runs import executor as fanout
 
 # The search space: the baseline network's hyperparameters. Epochs are chosen by early stopping on the
 # validation accuracy, up to max_epochs; the best epoch count is reported with each trial.
@@ -74,15 +74,15 @@ def search(
     raw: data.RawMNIST,
     max_trials: int,
     max_epochs: int,
-    cache_root: str | Path,
-    executor: fanout.Executor,
     seed: int = 0,
+    scheduler: str | None = None,
+    workers: int | None = None,
     print_fn=print,
 ) -> list[dict]:
     """Run (or read back) the search; every trial, best validation accuracy first.
 
-    Each row: the hyperparameters, the validation accuracy at the best epoch, that epoch, the
-    trial's number in the order the oracle drew it, and whether it was read from the cache.
+    Each row: the hyperparameters, the validation accuracy at the best epoch, that epoch, and the
+    trial's number in the order the oracle drew it.
     """
     if base.validation_fraction <= 0:
         raise ValueError("the search selects on a validation split: validation_fraction must be > 0")
@@ -92,18 +92,19 @@ def search(
     configs = trial_configs(base, max_trials, max_epochs, seed)
     number = {c: i + 1 for i, c in enumerate(configs)}
 
-    def describe(run: runs.StoredRun) -> str:
+    def describe(run: runs.Run) -> str:
         row = _row(run)
         hp = ", ".join(f"{k} {_fmt(row[k])}" for k in SPACE)
         return (f"trial {number[run.config]:>{len(str(len(configs)))}}/{len(configs)}: best val_accuracy "
                 f"{row['val_accuracy']:.4f} after epoch {row['best_epoch']} ({hp})")  # fmt: skip
 
-    trials = runs.run_many(configs, raw, cache_root, executor, print_fn, describe, test=False)
-    rows = [{**_row(run), "trial": number[run.config], "cached": run.cached} for run in trials]
+    trials = runs.get(configs, raw, test=False, describe=describe, scheduler=scheduler, workers=workers,
+                      print_fn=print_fn)
+    rows = [{**_row(run), "trial": number[run.config]} for run in trials]
     return sorted(rows, key=lambda r: (-r["val_accuracy"], r["trial"]))
 
 
-def _row(run: runs.StoredRun) -> dict:
+def _row(run: runs.Run) -> dict:
     scores = run.history["val_accuracy"]
     best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # the first of equal bests
     return {**{k: getattr(run.config, k) for k in SPACE}, "val_accuracy": float(scores[best]), "best_epoch": best + 1}
