@@ -16,12 +16,13 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 TIMEOUT ?=
 TIMEOUT_ARG = $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
-.PHONY: help env report reproduce check-report test lint run lab bench clean clean-cache
+.PHONY: help env report reproduce check-report test lint format run lab bench clean clean-cache
 help:
-	@echo "make report   execute the stale notebooks into reports/ (ipynb, html, figures, metrics) and update README"
+	@echo "make report   re-execute the stale notebooks into reports/ from the stored runs, build the site, update README"
 	@echo "make test     lint + unit tests + every notebook with small parameters + nbval"
 	@echo "make check-report  is the committed report stale? which inputs changed?"
-	@echo "make reproduce     every notebook again from nothing into reproduce/; which numbers came out the same?"
+	@echo "make reproduce     every run trained again into reproduce/; which numbers came out the same?"
+	@echo "make format   ruff's formatter over the code and the notebooks"
 	@echo "make run NB=01-seed-reproduction PARAMS='-p epochs 5' [OUT=reports/custom]"
 	@echo "              one notebook with other parameters, into its own directory"
 	@echo "make bench    training speed against a PyTorch reference (installs the [bench] extra)"
@@ -37,15 +38,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mnist-report)" >/dev/null
 	touch $@
 
-# Which notebooks are stale is decided in Python from the inputs each one recorded
-# (reports/NAME.inputs.json: hashes of the notebook, the modules that feed it, the data, package
-# versions), never from file times; each stale notebook runs with the reason printed, in order.
+# Which notebooks are stale is decided in Python from the inputs each one recorded (reports/NAME.inputs.json:
+# hashes of the notebook, the package, the data, the run records it read; package versions), never from
+# file times; each stale notebook runs with the reason printed, then the site is built and the run store pruned.
 report: | $(STAMP)
 	$(BIN)/python -m mnist_report report $(TIMEOUT_ARG)
 
-# Every notebook again, from nothing (an empty run cache of its own), into reproduce/ (never reports/);
-# then every number of the committed metrics against the reproduced one (reproduce/reproduce.md).
-# RESUME=1: keep the runs an interrupted `make reproduce` trained itself (reproduce/cache), train the rest.
+# Every run trained again into a scratch store (reproduce/runs), every notebook executed on them into reproduce/
+# (never reports/); then every number of the committed metrics against the reproduced one (reproduce/reproduce.md).
+# RESUME=1: keep the runs an interrupted `make reproduce` trained (reproduce/runs), train the rest.
 reproduce: | $(STAMP)
 	$(BIN)/python -m mnist_report reproduce --out reproduce $(TIMEOUT_ARG) $(if $(filter 1 yes true,$(RESUME)),--resume)
 
@@ -65,15 +66,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+format: $(STAMP)
+	$(BIN)/ruff format .
+
 NB ?= 01-seed-reproduction
 OUT ?= reports/custom
 PARAMS ?=
-# A notebook that saves its model (it has a run_dir parameter) saves it under runs/custom/, so that
-# the committed report's model is left alone; cached runs (cache_dir) are keyed by their settings.
-RUN_DIR_PARAM = $(if $(shell grep -l '"run_dir = ' notebooks/$(NB).ipynb 2>/dev/null),-p run_dir runs/custom/$(NB))
+# Runs with other parameters go to the local cache (~/.cache/mnist-report), never into reports/runs.
 run: $(STAMP)
 	$(BIN)/python -m mnist_report notebook notebooks/$(NB).ipynb $(OUT)/$(NB).ipynb $(TIMEOUT_ARG) \
-	    -p output_dir $(OUT) $(RUN_DIR_PARAM) $(PARAMS)
+	    -p output_dir $(OUT) $(PARAMS)
 
 # Speed against the PyTorch reference; BENCH_ARGS="--epochs 2 --impls keras-float32,torch" to narrow it.
 BENCH_ARGS ?=
@@ -88,9 +90,9 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --KernelManager.transport=ipc notebooks/
 
 clean:
-	rm -rf runs reproduce reports/custom reports/.*.partial.* reports/.*.staging reports/*.failed.ipynb
+	rm -rf runs reproduce reports/custom reports/interactive reports/.*.partial.* reports/.*.staging reports/*.failed.ipynb
 
-# The run cache (every trained run, the search's trials) lives outside the checkout, so that it survives
-# a fresh clone; this empties it (the next make report trains everything again).
+# The local cache (runs with other parameters than the report's, backups of runs in training, locks) lives
+# outside the checkout; the report's own runs are in reports/runs and stay.
 clean-cache:
 	rm -rf ~/.cache/mnist-report

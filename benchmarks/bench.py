@@ -224,13 +224,23 @@ def _worker(impl: str, n_train: int | None, n_test: int | None, batch_size: int,
 class Worker:
     def __init__(self, impl: str, n_train, n_test, batch_size: int, seed: int):
         self.impl = impl
-        args = [sys.executable, "-m", "benchmarks.bench", "--worker", impl, "--batch-size", str(batch_size),
-                "--seed", str(seed)]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "benchmarks.bench",
+            "--worker",
+            impl,
+            "--batch-size",
+            str(batch_size),
+            "--seed",
+            str(seed),
+        ]
         args += ["--n-train", str(n_train)] if n_train is not None else []
         args += ["--n-test", str(n_test)] if n_test is not None else []
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     cwd=PROJECT_ROOT, env=env)  # fmt: skip
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT, env=env
+        )
         self.info = self._read()
 
     def _read(self) -> dict:
@@ -256,12 +266,21 @@ def bench_config(n_train: int | None, n_test: int | None, batch_size: int, seed:
     images. Built in the parent first, so that a bad value is refused before any worker starts."""
     from mnist_report.config import TrainConfig
 
-    return TrainConfig(epochs=1, batch_size=batch_size, seed=seed, n_train=n_train, n_test=n_test,
-                       validation_fraction=0.0)  # fmt: skip
+    return TrainConfig(
+        epochs=1, batch_size=batch_size, seed=seed, n_train=n_train, n_test=n_test, validation_fraction=0.0
+    )
 
 
-def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | None = None,
-        batch_size: int = 128, seed: int = 0, eval_repeats: int = 3, log=None) -> dict:  # fmt: skip
+def run(
+    impls=IMPLS,
+    epochs: int = 3,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    batch_size: int = 128,
+    seed: int = 0,
+    eval_repeats: int = 3,
+    log=None,
+) -> dict:
     """Alternate the implementations epoch by epoch; return per-implementation results."""
     from mnist_report.config import TrainConfig
     from mnist_report.modeling.model import build_baseline_model
@@ -303,23 +322,32 @@ def run(impls=IMPLS, epochs: int = 3, n_train: int | None = None, n_test: int | 
         for w in workers:
             w.close()
 
-    peaks = {key: {"label": PEAKS[key], "gflops": statistics.median(measured), "measured": measured}
-             for key, measured in peaks.items()}  # fmt: skip
+    peaks = {
+        key: {"label": PEAKS[key], "gflops": statistics.median(measured), "measured": measured}
+        for key, measured in peaks.items()
+    }
     results = summarize(epoch_s, evals, quits, peaks, flops["training"], n_train_used, n_test_used)
     return {
         "machine": cpu_info(),
         "peaks": peaks,
         "matmul_n": MATMUL_N,
         "flops_per_image": flops,
-        "setup": {"epochs": epochs, "n_train": n_train_used, "n_test": n_test_used, "batch_size": batch_size,
-                  "seed": seed, "alternated": list(impls)},  # fmt: skip
+        "setup": {
+            "epochs": epochs,
+            "n_train": n_train_used,
+            "n_test": n_test_used,
+            "batch_size": batch_size,
+            "seed": seed,
+            "alternated": list(impls),
+        },
         "results": results,
         "targets": check_targets(results),
     }
 
 
-def summarize(epoch_s: dict, evals: dict, quits: dict, peaks: dict, training_flops: float, n_train: int,
-              n_test: int) -> dict:  # fmt: skip
+def summarize(
+    epoch_s: dict, evals: dict, quits: dict, peaks: dict, training_flops: float, n_train: int, n_test: int
+) -> dict:
     """Each implementation's results from its measurements, compared with its own peak (``PEAK_OF``).
 
     ``epoch_s``: seconds of each epoch; ``evals``: the ``eval`` replies; ``quits``: the ``quit`` reply;
@@ -372,15 +400,19 @@ def throughput(n_runs: int = 4, epochs: int = 10, n_train: int | None = None, lo
     log = log or (lambda line: print(line, flush=True))
     raw = data.load_raw()
     default_threads = TrainConfig().threads
-    settings = {"1 worker": (1, machine.cores()),
-                "default": (executor.default_workers(default_threads), default_threads)}  # fmt: skip
+    settings = {
+        "1 worker": (1, machine.cores()),
+        "default": (executor.default_workers(default_threads), default_threads),
+    }
     rows = {}
     for name, (workers, threads) in settings.items():
         configs = runs.seeds_of(TrainConfig(epochs=epochs, n_train=n_train, threads=threads), range(n_runs))
         with (
             tempfile.TemporaryDirectory(prefix="mnist-report-bench-") as scratch,
-            mock.patch.dict(os.environ, {store.STORE_ENV: str(Path(scratch) / "runs"),
-                                         store.CACHE_ENV: str(Path(scratch) / "cache")}),
+            mock.patch.dict(
+                os.environ,
+                {store.STORE_ENV: str(Path(scratch) / "runs"), store.CACHE_ENV: str(Path(scratch) / "cache")},
+            ),
             executor.start(workers=workers, threads_per_run=threads) as ex,
         ):
             ex.client.run(lambda: __import__("mnist_report.modeling.train"))  # TensorFlow imported in every worker
@@ -389,15 +421,27 @@ def throughput(n_runs: int = 4, epochs: int = 10, n_train: int | None = None, lo
             seconds = time.perf_counter() - start
         if not all(r.trained_now for r in done):  # the store was empty: a run read from it was not timed
             raise RuntimeError(f"throughput, {name}: a run was read from a store instead of trained")
-        rows[name] = {"workers": workers, "threads_per_run": threads, "runs": n_runs, "seconds": seconds,
-                      "runs_per_hour": n_runs * 3600 / seconds, "accuracies": [r.test_accuracy for r in done],
-                      "train_seconds": [r.train_seconds for r in done]}  # fmt: skip
-        log(f"throughput, {name}: {workers} worker(s) x {threads} thread(s): {n_runs} runs in {seconds:.0f} s, "
-            f"{rows[name]['runs_per_hour']:.1f} runs/hour")
+        rows[name] = {
+            "workers": workers,
+            "threads_per_run": threads,
+            "runs": n_runs,
+            "seconds": seconds,
+            "runs_per_hour": n_runs * 3600 / seconds,
+            "accuracies": [r.test_accuracy for r in done],
+            "train_seconds": [r.train_seconds for r in done],
+        }
+        log(
+            f"throughput, {name}: {workers} worker(s) x {threads} thread(s): {n_runs} runs in {seconds:.0f} s, "
+            f"{rows[name]['runs_per_hour']:.1f} runs/hour"
+        )
     # n_train: the images drawn for each run, of which validation_fraction is held out (as in notebook 02)
-    return {"epochs": epochs, "n_train": n_train or len(raw.y_train),
-            "validation_fraction": configs[0].validation_fraction, "settings": rows,
-            "speedup": rows["default"]["runs_per_hour"] / rows["1 worker"]["runs_per_hour"]}  # fmt: skip
+    return {
+        "epochs": epochs,
+        "n_train": n_train or len(raw.y_train),
+        "validation_fraction": configs[0].validation_fraction,
+        "settings": rows,
+        "speedup": rows["default"]["runs_per_hour"] / rows["1 worker"]["runs_per_hour"],
+    }
 
 
 def check_targets(results: dict) -> list[dict]:
@@ -412,8 +456,13 @@ def check_targets(results: dict) -> list[dict]:
         r = results["keras-mixed_bfloat16"]
         ratio = r["steady_epoch_seconds"] / r["flop_implied_epoch_seconds"]
         at = PEAKS[PEAK_OF["keras-mixed_bfloat16"]]  # summarize's flop_implied_epoch_seconds is at this peak
-        rows.append({"target": f"keras-mixed_bfloat16 epoch <= {IMPLIED_FACTOR}x the FLOP-implied time at the {at} "
-                               "peak", "measured": ratio, "met": ratio <= IMPLIED_FACTOR})  # fmt: skip
+        rows.append(
+            {
+                "target": f"keras-mixed_bfloat16 epoch <= {IMPLIED_FACTOR}x the FLOP-implied time at the {at} peak",
+                "measured": ratio,
+                "met": ratio <= IMPLIED_FACTOR,
+            }
+        )
     return rows
 
 
@@ -425,11 +474,18 @@ def main(argv=None) -> int:
     p.add_argument("--n-test", type=int, default=None, help="test images for the evaluation speed (default: all)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--throughput-runs", type=int, default=4,
-                   help="baseline-network runs per executor setting for the report-throughput figure (0: skip it)")
+    p.add_argument(
+        "--throughput-runs",
+        type=int,
+        default=4,
+        help="baseline-network runs per executor setting for the report-throughput figure (0: skip it)",
+    )
     p.add_argument("--throughput-epochs", type=int, default=10, help="epochs of each of those runs (default 10)")
-    p.add_argument("--out", default=str(PROJECT_ROOT / "reports" / "bench.json"),
-                   help="where the JSON report goes (default reports/bench.json, which the README's table reads)")
+    p.add_argument(
+        "--out",
+        default=str(PROJECT_ROOT / "reports" / "bench.json"),
+        help="where the JSON report goes (default reports/bench.json, which the README's table reads)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -440,8 +496,10 @@ def main(argv=None) -> int:
         try:
             import torch  # noqa: F401
         except ModuleNotFoundError:
-            print("error: the reference needs PyTorch, a bench-only extra: .venv/bin/pip install -e '.[bench]'",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "error: the reference needs PyTorch, a bench-only extra: .venv/bin/pip install -e '.[bench]'",
+                file=sys.stderr,
+            )
             return 2
     try:
         report = run(impls, args.epochs, args.n_train, args.n_test, args.batch_size, args.seed)

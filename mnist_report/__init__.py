@@ -54,4 +54,3 @@ def drop_retracing_warnings() -> None:
     logging.getLogger("tensorflow").addFilter(
         lambda record: "triggered tf.function retracing" not in record.getMessage()
     )
-

@@ -22,10 +22,16 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network (the baseline unless --architecture better) and save it")
     meaning = _field_comments()
     for f in dataclasses.fields(TrainConfig):
-        kind = _int_or_none if f.default is None else type(f.default)  # n_train, n_test, patience: None or an int
+        # n_train, n_test, patience: None or an int; augment, batch_norm: true or false (bool("False") is True)
+        kind = _int_or_none if f.default is None else _bool if isinstance(f.default, bool) else type(f.default)
         choices = {"precision": PRECISIONS, "architecture": ARCHITECTURES}.get(f.name)
-        train.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, choices=choices,
-                           help=f"{meaning.get(f.name, '')} (default: {f.default})".lstrip())  # fmt: skip
+        train.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            default=f.default,
+            choices=choices,
+            help=f"{meaning.get(f.name, '')} (default: {f.default})".lstrip(),
+        )
     train.add_argument(
         "--save-model", required=True, metavar="PATH.keras", help="where to write the trained model (a .keras file)"
     )
@@ -34,37 +40,65 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, metavar="PATH.keras")
     ev.add_argument("--n-test", type=int, default=None, help="first N test images (default: all)")
     ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    sub.add_parser("readme", help="rewrite the README's generated tables from reports/ and notebooks/README.md "
-                                  "(the parameter reference) from the notebooks")
+    sub.add_parser(
+        "readme",
+        help="rewrite the README's generated tables from reports/ and notebooks/README.md "
+        "(the parameter reference) from the notebooks",
+    )
     sub.add_parser("check-report", help="say whether reports/ is stale against the working tree, and why")
     rr = sub.add_parser("reproduce", help="execute every notebook again from nothing and compare every number")
     rr.add_argument("--out", default="reproduce", help="where to execute them (default: reproduce/, never reports/)")
     rr.add_argument("--reports", default="reports", help="the committed report to compare with (default: reports/)")
     rr.add_argument("--compare-only", action="store_true", help="compare what --out already holds; execute nothing")
-    rr.add_argument("--resume", action="store_true",
-                    help="keep the runs an interrupted reproduction trained in OUT/cache (never the report's cache)")
+    rr.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs an interrupted reproduction trained in OUT/cache (never the report's cache)",
+    )
     rr.add_argument("--timeout", type=_seconds, help="seconds a single cell may run (default 86400, a day)")
     rp = sub.add_parser("report", help="execute exactly the stale notebooks into reports/, then update the README")
     rp.add_argument("--timeout", type=_seconds, help="seconds a single cell may run (default 86400, a day)")
 
     pr = sub.add_parser("predict", help="classify your own digit images (any size, colour, background)")
     pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    pr.add_argument("--model", metavar="PATH.keras",
-                    help="a trained model (default: the report's final network of notebook 03, seed 0, which "
-                         "ships with the repository: the most accurate single network, trained on shifted, "
-                         "rotated and zoomed digits, which photographs of digits resemble)")
+    pr.add_argument(
+        "--model",
+        metavar="PATH.keras",
+        help="a trained model (default: the report's final network of notebook 03, seed 0, which "
+        "ships with the repository: the most accurate single network, trained on shifted, "
+        "rotated and zoomed digits, which photographs of digits resemble)",
+    )
     pr.add_argument("--json", action="store_true", help="print machine-readable JSON, one object per image")
 
     nb = sub.add_parser("notebook", help="execute a notebook with papermill, parameters checked first")
     nb.add_argument("notebook", help="e.g. notebooks/01-seed-reproduction.ipynb")
     nb.add_argument("output", help="the executed notebook to write (replaced only if every cell succeeds)")
-    nb.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                    help="a parameter of the notebook's `parameters` cell (repeatable)")
-    nb.add_argument("-y", "--yaml-parameter", nargs=2, action="append", default=[], metavar=("NAME", "YAML"),
-                    help="a parameter given as YAML, for a dict or a list: "
-                         "-y candidates '{base: {}, smoothing: {label_smoothing: 0.1}}'")
+    nb.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter of the notebook's `parameters` cell (repeatable)",
+    )
+    nb.add_argument(
+        "-y",
+        "--yaml-parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "YAML"),
+        help="a parameter given as YAML, for a dict or a list: -y variants '{recipe: {}, plain: {augment: false}}'",
+    )
     nb.add_argument("--timeout", type=_seconds, help="seconds a single cell may run (default 86400, a day)")
     return parser
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false; got {text!r}")
+    return text.lower() in ("true", "1", "yes")
 
 
 def _int_or_none(text: str) -> int | None:
@@ -170,8 +204,7 @@ def _run_notebooks(args, notebooks) -> int:
             from mnist_report.paths import from_root
             from mnist_report.reporting import reproduce
 
-            return reproduce.main(from_root(args.reports), from_root(args.out), timeout, args.compare_only,
-                                  args.resume)
+            return reproduce.main(from_root(args.reports), from_root(args.out), timeout, args.compare_only, args.resume)
         if args.command == "report":
             from mnist_report.reporting.readme import update_readme
 
@@ -200,8 +233,11 @@ def _run_notebooks(args, notebooks) -> int:
     if stopped_by:
         # the kernel's client tasks end with "Kernel died" when the loop is torn down: not news here
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-        print(f"INTERRUPTED ({stopped_by}): {what} did not finish; "
-              "the notebook being executed and its figures and metrics were left as they were", file=sys.stderr)
+        print(
+            f"INTERRUPTED ({stopped_by}): {what} did not finish; "
+            "the notebook being executed and its figures and metrics were left as they were",
+            file=sys.stderr,
+        )
         return 130
     print(f"wrote {out}")
     return 0
@@ -234,8 +270,10 @@ def _train(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         run.model.save(tmp)
-    print(f"saved {out} after {run.train_seconds:.0f} s of training; test accuracy {ev.accuracy:.2%} "
-          f"({ev.n_errors} errors in {ev.n:,})")  # fmt: skip
+    print(
+        f"saved {out} after {run.train_seconds:.0f} s of training; test accuracy {ev.accuracy:.2%} "
+        f"({ev.n_errors} errors in {ev.n:,})"
+    )
     return 0
 
 
@@ -258,15 +296,19 @@ def _mnist_model(path):
 
     if Path(path).is_dir():  # before TensorFlow is loaded
         model_file = Path(path) / "model.keras"
-        raise ValueError(f"{path} is a folder; --model takes a model file"
-                         + (f", such as {model_file}" if model_file.is_file() else " (PATH.keras)"))
+        raise ValueError(
+            f"{path} is a folder; --model takes a model file"
+            + (f", such as {model_file}" if model_file.is_file() else " (PATH.keras)")
+        )
     from mnist_report.modeling import model as model_
 
     model = model_.load_model(path)
     shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
     if shapes != ((28, 28, 1), (10,)):
-        raise ValueError(f"{path} is a Keras model, but not an MNIST classifier: it takes inputs of shape "
-                         f"{shapes[0]} and gives {shapes[1]}, not (28, 28, 1) and 10 classes")  # fmt: skip
+        raise ValueError(
+            f"{path} is a Keras model, but not an MNIST classifier: it takes inputs of shape "
+            f"{shapes[0]} and gives {shapes[1]}, not (28, 28, 1) and 10 classes"
+        )
     return model
 
 

@@ -76,24 +76,44 @@ class TrainConfig:
         _require(1 <= self.threads <= 1024, "threads", self.threads, "an integer in [1, 1024]")
         if self.patience is not None:
             _require(self.patience >= 1, "patience", self.patience, "None or an integer >= 1")
-            _require(self.validation_fraction > 0, "validation_fraction", self.validation_fraction,
-                     "> 0 when patience is set (early stopping watches the validation accuracy)")
+            _require(
+                self.validation_fraction > 0,
+                "validation_fraction",
+                self.validation_fraction,
+                "> 0 when patience is set (early stopping watches the validation accuracy)",
+            )
         _require(0 <= self.ema_momentum < 1, "ema_momentum", self.ema_momentum, "0 (none) or a number in (0, 1)")
         _require(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
-        _require(self.cycles >= 1 and self.epochs % self.cycles == 0, "cycles", self.cycles,
-                 f"an integer >= 1 that divides epochs ({self.epochs})")
-        _require(self.conv_width == 32 or (self.architecture == "better" and self.conv_width >= 1), "conv_width",
-                 self.conv_width, "32 for the baseline network (its layers are the experiment's); >= 1 for the better")
+        _require(
+            self.cycles >= 1 and self.epochs % self.cycles == 0,
+            "cycles",
+            self.cycles,
+            f"an integer >= 1 that divides epochs ({self.epochs})",
+        )
+        _require(
+            self.conv_width == 32 or (self.architecture == "better" and self.conv_width >= 1),
+            "conv_width",
+            self.conv_width,
+            "32 for the baseline network (its layers are the experiment's); >= 1 for the better",
+        )
         if self.cycles > 1:
-            _require(self.architecture == "better", "cycles", self.cycles,
-                     "1 for the baseline network (only the better network has a learning-rate schedule)")
+            _require(
+                self.architecture == "better",
+                "cycles",
+                self.cycles,
+                "1 for the baseline network (only the better network has a learning-rate schedule)",
+            )
             # the average would mix the weights of one cycle's end into the next cycle's snapshot
             _require(self.ema_momentum == 0, "cycles", self.cycles, "1 when ema_momentum is set")
         for name in ("augment", "batch_norm"):
             value = getattr(self, name)
             _require(isinstance(value, bool), name, value, "True or False")
-            _require(value or self.architecture == "better", name, value,
-                     "True for the baseline network (it has neither; only the better network can leave them out)")
+            _require(
+                value or self.architecture == "better",
+                name,
+                value,
+                "True for the baseline network (it has neither; only the better network can leave them out)",
+            )
         if self.n_test is not None:
             _require(1 <= self.n_test <= 10000, "n_test", self.n_test, "None or an integer in [1, 10000]")
 

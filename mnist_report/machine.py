@@ -1,6 +1,6 @@
-"""What this machine is and which package versions compute and draw the report, written once: the
-run cache's key, the recorded inputs of each notebook, the metrics' environment block and the
-benchmark all read it from here."""
+"""What this machine is and which package versions compute and draw the report, written once: the run
+records, the recorded inputs of each notebook, the metrics' environment block and the benchmark all
+read it from here."""
 
 from __future__ import annotations
 
@@ -9,12 +9,24 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-# The packages whose versions change a trained run's numbers (part of every cache key) ...
+# The packages whose versions can change a trained run's numbers (recorded with every run) ...
 TRAINING_PACKAGES = ("tensorflow", "keras", "numpy")
 # ... and every package that computes a number or draws a figure of the report (a new version makes
 # a notebook stale: `make check-report`), the executor included.
-REPORT_PACKAGES = (*TRAINING_PACKAGES, "scipy", "scikit-learn", "statsmodels", "pandas", "keras-tuner", "pillow",
-                   "matplotlib", "seaborn", "nbconvert", "dask", "distributed")  # fmt: skip  (nbconvert: the HTML)
+REPORT_PACKAGES = (
+    *TRAINING_PACKAGES,
+    "scipy",
+    "scikit-learn",
+    "statsmodels",
+    "pandas",
+    "keras-tuner",
+    "pillow",
+    "matplotlib",
+    "seaborn",
+    "nbconvert",
+    "dask",
+    "distributed",
+)  # nbconvert: the HTML
 
 
 def versions(names=REPORT_PACKAGES) -> dict[str, str | None]:
@@ -74,10 +86,9 @@ def fingerprint() -> dict:
 
 def environment() -> dict:
     """The machine and package versions a result came from, for the metrics' ``environment`` block.
-    ``fingerprint``, what decides a run's numbers on this machine (the run cache's key holds it too), is
-    there where TensorFlow is loaded, as in every notebook that trains or runs a network; ``make
-    reproduce`` reads it to know whether it runs on the report's machine, where every number must come
-    out identical."""
+    ``fingerprint``, what decides a run's numbers on this machine, is there where TensorFlow is loaded;
+    ``make reproduce`` reads it to know whether it runs on the report's machine, where every number must
+    come out identical."""
     import sys
 
     env = {

@@ -40,11 +40,15 @@ def default_model() -> Path:
             found = found[k]
         path = from_root(found[index])
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise FileNotFoundError(f"{metrics} does not name the report's final network ({type(e).__name__}: {e}): "
-                                "restore it with `git checkout -- reports/`, or give a model with --model") from None
+        raise FileNotFoundError(
+            f"{metrics} does not name the report's final network ({type(e).__name__}: {e}): "
+            "restore it with `git checkout -- reports/`, or give a model with --model"
+        ) from None
     if not path.is_file():
-        raise FileNotFoundError(f"the report's final network {path} is missing: restore it with "
-                                f"`git checkout -- {path.parent}`, or give a model with --model")
+        raise FileNotFoundError(
+            f"the report's final network {path} is missing: restore it with "
+            f"`git checkout -- {path.parent}`, or give a model with --model"
+        )
     return path
 
 

@@ -28,8 +28,9 @@ def skip_if_owed(name: str) -> None:
         pytest.skip(f"reports/{name}.inputs.json is missing: regeneration owed")
     notebook = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
     recorded, current = read_json(record), provenance.inputs(notebook)
-    changed = provenance.differences({k: recorded.get(k, {}) for k in ("notebook", "code")},
-                                     {k: current[k] for k in ("notebook", "code")})  # fmt: skip
+    changed = provenance.differences(
+        {k: recorded.get(k, {}) for k in ("notebook", "code")}, {k: current[k] for k in ("notebook", "code")}
+    )
     if changed:
         pytest.skip(f"reports/{name} is stale, its regeneration owed: {'; '.join(changed[:4])}")
 
@@ -57,8 +58,10 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     """A small notebook at ``path``: a cell tagged ``parameters``, then ``cells``, for the runner's tests."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-                *(nbformat.v4.new_code_cell(c) for c in cells)]  # fmt: skip
+    nb.cells = [
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        *(nbformat.v4.new_code_cell(c) for c in cells),
+    ]
     nbformat.write(nb, path)
     return path
 
@@ -100,8 +103,11 @@ def _slow_means_it_trains(request, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"{request.node.name} trains or executes a notebook: mark it @pytest.mark.slow")
 
-    for target in ("mnist_report.modeling.train.train", "mnist_report.runs.get",
-                   "mnist_report.reporting.runner.pm.execute_notebook"):
+    for target in (
+        "mnist_report.modeling.train.train",
+        "mnist_report.runs.get",
+        "mnist_report.reporting.runner.pm.execute_notebook",
+    ):
         monkeypatch.setattr(target, refuse)
 
 
@@ -131,10 +137,21 @@ SMALL = {
     "01-seed-reproduction": {"epochs": 1, "n_train": 2000, "n_test": 1000},
     "02-multi-seed-study": {"n_seeds": 2, "epochs": 1, "n_train": 1000, "n_test": 1000},  # 947: a label error
     "03-beyond-the-seed": {
-        "max_trials": 2, "max_epochs": 1, "n_seeds": 2, "epochs": 2, "snapshot_cycles": 2, "conv_width": 4,
-        "dense_units": 16, "ema_momentum": 0.9, "n_train": 600, "n_test": 300,  # narrow: every layer, less work
-        "variants": {"full recipe": {}, "without weight average and label smoothing": {"ema_momentum": 0.0,
-                     "label_smoothing": 0.0}, "without augmentation": {"augment": False}},
+        "max_trials": 2,
+        "max_epochs": 1,
+        "n_seeds": 2,
+        "epochs": 2,
+        "snapshot_cycles": 2,
+        "conv_width": 4,
+        "dense_units": 16,
+        "ema_momentum": 0.9,
+        "n_train": 600,
+        "n_test": 300,  # narrow: every layer, less work
+        "variants": {
+            "full recipe": {},
+            "without weight average and label smoothing": {"ema_momentum": 0.0, "label_smoothing": 0.0},
+            "without augmentation": {"augment": False},
+        },
     },
 }
 
@@ -167,9 +184,20 @@ def executed(tmp_path_factory, pool):
 # (--dist loadscope --no-loadscope-reorder; a worker gets its next module when two or fewer of its tests are
 # left), so that a long module does not start last. The others follow in file order; list here any module that
 # grows slower than test_predict (about 10 s). (xdist's own order is by number of tests, which says little about time.)
-LONGEST_FIRST = ["test_notebook_03", "test_runs", "test_notebook_01", "test_resume", "test_train", "test_notebook_02",
-                 "test_distribute", "test_notebook_runner", "test_bench", "test_report_outputs", "test_tuning",
-                 "test_predict"]
+LONGEST_FIRST = [
+    "test_notebook_03",
+    "test_runs",
+    "test_notebook_01",
+    "test_resume",
+    "test_train",
+    "test_notebook_02",
+    "test_distribute",
+    "test_notebook_runner",
+    "test_bench",
+    "test_report_outputs",
+    "test_tuning",
+    "test_predict",
+]
 
 
 def pytest_collection_modifyitems(items):

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks import bench
-from mnist_report.reporting import readme
 from mnist_report.config import TrainConfig
 from mnist_report.io import read_json
 from mnist_report.modeling.model import build_baseline_model
 from mnist_report.paths import PROJECT_ROOT
+from mnist_report.reporting import readme
 from mnist_report.runs import store
 
 
@@ -64,17 +64,25 @@ def fake_report() -> dict:
     evals = {impl: [{"seconds": 0.5, "accuracy": 0.98}] for impl in EPOCH_S}
     quits = {impl: {"peak_rss_mb": 900.0, "frameworks": []} for impl in EPOCH_S}
     results = bench.summarize(EPOCH_S, evals, quits, peaks, TRAINING_FLOPS, 60_000, 10_000)
-    return {"machine": {"model": "Test CPU", "cores": 2, "simd": ["avx2"]}, "peaks": peaks, "matmul_n": 1024,
-            "flops_per_image": {"training": TRAINING_FLOPS},
-            "setup": {"epochs": 3, "n_train": 60_000, "n_test": 10_000, "batch_size": 128},
-            "results": results, "targets": bench.check_targets(results)}  # fmt: skip
+    return {
+        "machine": {"model": "Test CPU", "cores": 2, "simd": ["avx2"]},
+        "peaks": peaks,
+        "matmul_n": 1024,
+        "flops_per_image": {"training": TRAINING_FLOPS},
+        "setup": {"epochs": 3, "n_train": 60_000, "n_test": 10_000, "batch_size": 128},
+        "results": results,
+        "targets": bench.check_targets(results),
+    }
 
 
 def test_each_row_is_compared_with_its_own_frameworks_peak_in_its_precision():
     report = fake_report()
     results = report["results"]
     assert {impl: r["peak"] for impl, r in results.items()} == {
-        "keras-float32": "tf-float32", "keras-mixed_bfloat16": "tf-bfloat16", "torch": "torch-float32"}  # fmt: skip
+        "keras-float32": "tf-float32",
+        "keras-mixed_bfloat16": "tf-bfloat16",
+        "torch": "torch-float32",
+    }
     # images/s: 6,000, 15,000 and 12,000; 15 MFLOP each: 90, 225 and 180 GFLOP/s reached
     assert results["keras-float32"]["peak_share"] == pytest.approx(90 / 200)
     assert results["keras-mixed_bfloat16"]["peak_share"] == pytest.approx(225 / 600)
@@ -107,9 +115,11 @@ def test_the_committed_bench_report_renders():
 
 def test_the_torch_workers_data_path_imports_no_tensorflow():
     # the torch worker runs `python -m benchmarks.bench --worker torch`, loads the verified data, then torch
-    code = ("from benchmarks import bench; from mnist_report import data, machine; machine.cores(); "
-            "data.splits_for(data.load_raw(), bench.bench_config(64, 32, 16, 0)); "
-            "print(','.join(bench.frameworks_loaded()))")  # fmt: skip
+    code = (
+        "from benchmarks import bench; from mnist_report import data, machine; machine.cores(); "
+        "data.splits_for(data.load_raw(), bench.bench_config(64, 32, 16, 0)); "
+        "print(','.join(bench.frameworks_loaded()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -140,9 +150,12 @@ def test_targets_are_judged_from_the_numbers():
     results = {
         "torch": {"speed_vs_reference": 1.0},
         "keras-float32": {"speed_vs_reference": 1.31},
-        "keras-mixed_bfloat16": {"speed_vs_reference": 1.5, "steady_epoch_seconds": 5.0,
-                                 "flop_implied_epoch_seconds": 2.0},
-    }  # fmt: skip
+        "keras-mixed_bfloat16": {
+            "speed_vs_reference": 1.5,
+            "steady_epoch_seconds": 5.0,
+            "flop_implied_epoch_seconds": 2.0,
+        },
+    }
     rows = bench.check_targets(results)
     assert [r["met"] for r in rows] == [True, False, False]
     assert rows[2]["measured"] == 2.5
@@ -162,16 +175,25 @@ class FakeClusters:
         address = f"tcp://fake-{len(self.started)}"
         return contextlib.nullcontext(SimpleNamespace(client=SimpleNamespace(run=lambda fn: {}), address=address))
 
-    def get(self, configs, raw, *, test=True, keep_models=(), describe=None, scheduler=None, workers=None,
-            print_fn=print):  # fmt: skip
+    def get(
+        self, configs, raw, *, test=True, keep_models=(), describe=None, scheduler=None, workers=None, print_fn=print
+    ):
         self.trained.append((list(configs), scheduler, test, print_fn))
-        self.stores.append({"env": os.environ.get(store.STORE_ENV), "places": store.places(),
-                            "cache": store.cache(), "backup": store.backup_dir("k")})  # fmt: skip
+        self.stores.append(
+            {
+                "env": os.environ.get(store.STORE_ENV),
+                "places": store.places(),
+                "cache": store.cache(),
+                "backup": store.backup_dir("k"),
+            }
+        )
         where = Path(os.environ[store.STORE_ENV])
         assert where.parent.is_dir() and not (where.exists() and any(where.iterdir()))  # a fresh, empty store
         time.sleep(0.01)  # the clock moves: runs per hour are finite
-        return [SimpleNamespace(test_accuracy=0.9 + c.seed / 100, train_seconds=1.0 + c.seed, trained_now=True)
-                for c in configs]  # fmt: skip
+        return [
+            SimpleNamespace(test_accuracy=0.9 + c.seed / 100, train_seconds=1.0 + c.seed, trained_now=True)
+            for c in configs
+        ]
 
 
 @pytest.mark.slow
@@ -185,16 +207,34 @@ def test_bench_smoke_tiny(tmp_path, capsys, monkeypatch):
     before = (os.environ.get(store.STORE_ENV), store.cache())
     impls = ["keras-float32"] + (["torch"] if importlib.util.find_spec("torch") else [])
     out = tmp_path / "bench.json"
-    args = ["--impls", ",".join(impls), "--epochs", "2", "--n-train", "256", "--n-test", "128", "--out", str(out),
-            "--throughput-runs", "2", "--throughput-epochs", "1"]  # fmt: skip
+    args = [
+        "--impls",
+        ",".join(impls),
+        "--epochs",
+        "2",
+        "--n-train",
+        "256",
+        "--n-test",
+        "128",
+        "--out",
+        str(out),
+        "--throughput-runs",
+        "2",
+        "--throughput-epochs",
+        "1",
+    ]
     assert bench.main(args) == 0
     # the throughput figure: one worker with every core, then the default, each given the same seeds
     assert clusters.started == [(1, machine.cores()), (executor.default_workers(1), 1)]
     assert [[(c.threads, c.epochs, c.n_train, c.seed) for c in configs] for configs, *_ in clusters.trained] == [
-        [(machine.cores(), 1, 256, 0), (machine.cores(), 1, 256, 1)], [(1, 1, 256, 0), (1, 1, 256, 1)]]  # fmt: skip
+        [(machine.cores(), 1, 256, 0), (machine.cores(), 1, 256, 1)],
+        [(1, 1, 256, 0), (1, 1, 256, 1)],
+    ]
     # each setting's runs on the cluster the benchmark started (and warmed) before the clock, no lines printed
     assert [(scheduler, test, print_fn) for _, scheduler, test, print_fn in clusters.trained] == [
-        ("tcp://fake-1", True, None), ("tcp://fake-2", True, None)]  # fmt: skip
+        ("tcp://fake-1", True, None),
+        ("tcp://fake-2", True, None),
+    ]
     # ... read from and written to a fresh temporary store of its own (every run trained), never the report's
     # store or the user's cache, whose locks and backups are in the temporary folder too; all undone after
     envs = [Path(s["env"]) for s in clusters.stores]

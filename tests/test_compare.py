@@ -42,3 +42,15 @@ def test_ensemble_averages_probabilities():
     np.testing.assert_allclose(compare.ensemble([p1, p2]), [[0.7, 0.3], [0.6, 0.4]])
     with pytest.raises(ValueError):
         compare.ensemble([])
+
+
+def test_ensemble_curve_scores_the_first_k_members_in_the_order_given():
+    y = np.array([0, 1, 1])
+    p1 = np.array([[0.6, 0.4], [0.6, 0.4], [0.4, 0.6]])  # predicts 0, 0, 1: two of three right
+    p2 = np.array([[0.2, 0.8], [0.1, 0.9], [0.7, 0.3]])  # with p1: (0.4, 0.6), (0.35, 0.65), (0.55, 0.45): 1, 1, 0
+    p3 = np.array([[0.9, 0.1], [0.3, 0.7], [0.1, 0.9]])  # all three: (0.57, 0.43), (0.33, 0.67), (0.4, 0.6): 0, 1, 1
+    assert compare.ensemble_curve(y, [p1, p2, p3]) == pytest.approx([2 / 3, 1 / 3, 1.0])
+    # another order, other ensembles on the way: p3 alone and p3 with p2 are right everywhere
+    assert compare.ensemble_curve(y, [p3, p2, p1]) == pytest.approx([1.0, 1.0, 1.0])
+    assert compare.ensemble_curve(y, [p1]) == pytest.approx([2 / 3])
+    assert all(isinstance(a, float) for a in compare.ensemble_curve(y, [p1, p2]))  # JSON-ready

@@ -7,6 +7,13 @@ def test_defaults_are_the_original_experiment():
     c = TrainConfig()
     assert (c.epochs, c.batch_size, c.dropout, c.learning_rate) == (10, 128, 0.5, 0.001)
     assert c.n_train is None and c.n_test is None
+    assert c.augment is True and c.batch_norm is True  # the full recipe unless an ablation leaves a part out
+
+
+def test_the_better_network_may_leave_out_augmentation_and_batch_norm():
+    c = TrainConfig(architecture="better", augment=False, batch_norm=False)
+    assert (c.augment, c.batch_norm) == (False, False)
+    assert TrainConfig.from_params(c.to_dict()) == c and c != TrainConfig(architecture="better")
 
 
 @pytest.mark.parametrize(
@@ -38,14 +45,25 @@ def test_defaults_are_the_original_experiment():
         ({"patience": 2, "validation_fraction": 0.0}, r"validation_fraction must be > 0 when patience is set"),
         ({"ema_momentum": 1.0}, r"ema_momentum must be 0 \(none\) or a number in \(0, 1\); got 1.0"),
         ({"label_smoothing": -0.1}, r"label_smoothing must be a number in \[0, 1\)"),
-        ({"architecture": "better", "epochs": 20, "cycles": 3},
-         r"cycles must be an integer >= 1 that divides epochs \(20\)"),
+        (
+            {"architecture": "better", "epochs": 20, "cycles": 3},
+            r"cycles must be an integer >= 1 that divides epochs \(20\)",
+        ),
         ({"epochs": 20, "cycles": 4}, r"cycles must be 1 for the baseline network"),
-        ({"architecture": "better", "epochs": 20, "cycles": 4, "ema_momentum": 0.99},
-         r"cycles must be 1 when ema_momentum"),
+        (
+            {"architecture": "better", "epochs": 20, "cycles": 4, "ema_momentum": 0.99},
+            r"cycles must be 1 when ema_momentum",
+        ),
         ({"conv_width": 48}, r"conv_width must be 32 for the baseline network"),
         ({"architecture": "better", "conv_width": 0}, r"conv_width must be 32 for the baseline network .*; >= 1"),
         ({"epoch": 3}, r"unknown parameter\(s\) epoch; the allowed parameters are epochs, batch_size"),
+        # the ablation's switches: the better network's alone, and booleans only
+        ({"augment": False}, r"augment must be True for the baseline network \(it has neither; only the better"),
+        ({"batch_norm": False}, r"batch_norm must be True for the baseline network"),
+        ({"architecture": "better", "augment": 0}, r"augment must be True or False; got 0"),
+        ({"architecture": "better", "augment": "no"}, r"augment must be True or False; got 'no'"),
+        ({"architecture": "better", "batch_norm": None}, r"batch_norm must be True or False; got None"),
+        ({"batch_norm": 1}, r"batch_norm must be True or False; got 1"),
     ],
 )
 def test_bad_parameters_raise_a_value_error_naming_them(params, message):
@@ -62,3 +80,4 @@ def test_numpy_integers_are_accepted():
 def test_round_trip_through_a_dict():
     c = TrainConfig(epochs=3, n_train=2000)
     assert TrainConfig.from_params(c.to_dict()) == c
+    assert {"augment", "batch_norm"} <= set(c.to_dict())

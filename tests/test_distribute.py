@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     from mnist_report import data
     from mnist_report.config import TrainConfig
     from mnist_report.analysis.evaluate import evaluate
-    from mnist_report.modeling.train import predict_proba
+    from mnist_report.modeling.model import predict_proba
 
     config = TrainConfig(epochs=2, seed=0, n_train=1500, n_test=1000, batch_size=32)  # small batches: enough steps
     splits = data.splits_for(data.load_idx(), config)
@@ -41,8 +41,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_mirrored_strategy_trains_to_the_same_accuracy_as_one_device():
-    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=PROJECT_ROOT,
-                       timeout=600)  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.split("RESULT ", 1)[1])
     assert out["replicas"] == 2

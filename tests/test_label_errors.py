@@ -44,8 +44,7 @@ def test_accuracy_where_labels_stand_by_hand(raw):
 
 def test_galleries_mark_the_listed_images(raw):
     x = raw.x_test[:1000].astype("float32") / 255
-    fig = plots.error_gallery(x, raw.y_test, (raw.y_test + 1) % 10, np.full(1000, 0.9), [5, 947, 7],
-                              label_errors=[947])  # fmt: skip
+    fig = plots.error_gallery(x, raw.y_test, (raw.y_test + 1) % 10, np.full(1000, 0.9), [5, 947, 7], label_errors=[947])
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[1].endswith("label rejected") and not titles[0].endswith("label rejected")
     assert "orange: label rejected by human reviewers (1 shown)" in fig._suptitle.get_text()
@@ -82,3 +81,24 @@ def test_indices_must_be_distinct_and_non_negative(raw, tmp_path):
         path.write_text(json.dumps(doc))
         with pytest.raises(DataError, match="distinct and non-negative"):
             label_errors.load(raw.y_test, path, sha256=None)
+
+
+def test_by_network_says_whether_the_order_changes_where_labels_stand(raw):
+    errors = label_errors.load(raw.y_test)
+    y = raw.y_test[:2000]  # listed here: 947, 1621, 1901
+    listed_wrong = y.copy()
+    listed_wrong[[947, 1621, 1901]] = errors.proposed[:3]  # 3 errors, all on listed images (the reviewers' labels)
+    ordinary_wrong = y.copy()
+    ordinary_wrong[[3, 4]] = (y[[3, 4]] + 1) % 10  # 2 errors, both where labels stand
+    changed = label_errors.by_network(y, {"A": listed_wrong, "B": ordinary_wrong}, errors, runs=[listed_wrong])
+    assert changed["order_all"] == ["B", "A"]  # 1998 against 1997 of 2,000 right
+    assert changed["order_where_labels_stand"] == ["A", "B"]  # 1997 against 1995 of 1,997 right
+    assert changed["ranking_changes"] is True
+    assert changed["networks"]["A"]["accuracy"] == 1.0 and changed["networks"]["B"]["accuracy"] == 1 - 2 / 1997
+    assert changed["better_runs"] == 1 and changed["better_mean_where_labels_stand"] == 1.0
+
+    also_ordinary = listed_wrong.copy()
+    also_ordinary[[5, 6, 7]] = (y[[5, 6, 7]] + 1) % 10  # now 3 errors where labels stand too: behind B either way
+    kept = label_errors.by_network(y, {"A": also_ordinary, "B": ordinary_wrong}, errors, runs=[also_ordinary])
+    assert kept["order_all"] == kept["order_where_labels_stand"] == ["B", "A"]
+    assert kept["ranking_changes"] is False and kept["listed"] == 3

@@ -49,8 +49,11 @@ def test_a_failing_notebook_leaves_the_previous_output_and_names_the_cell(tiny, 
 
 @pytest.mark.slow
 def test_a_kernel_that_dies_says_why_and_leaves_nothing_behind(tmp_path, capsys):
-    nb = write_notebook(tmp_path / "dies.ipynb", "x = 1",
-                        "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)")
+    nb = write_notebook(
+        tmp_path / "dies.ipynb",
+        "x = 1",
+        "import os, sys\nprint('out of memory, say', file=sys.__stderr__, flush=True)\nos._exit(3)",
+    )
     out = tmp_path / "out" / "dies.ipynb"
     assert main(["notebook", str(nb), str(out), "--timeout", "60"]) == 1
     err = capsys.readouterr().err
@@ -87,10 +90,10 @@ def test_a_dict_or_list_parameter_is_given_as_yaml(tiny, tmp_path, monkeypatch, 
     given = []
     monkeypatch.setattr(notebooks, "execute", lambda nb, out, params, timeout: given.append(params) or out)
     args = ["notebook", str(tiny), str(tmp_path / "o.ipynb"), "-p", "x", "2"]
-    assert main([*args, "-y", "candidates", "{base: {}, smoothing: {label_smoothing: 0.1}}"]) == 0
-    assert given == [{"x": 2, "candidates": {"base": {}, "smoothing": {"label_smoothing": 0.1}}}]
-    assert main([*args, "-y", "candidates", "{base: ["]) == 2
-    assert "-y candidates: not YAML" in capsys.readouterr().err
+    assert main([*args, "-y", "variants", "{full recipe: {}, plain: {augment: false}}"]) == 0
+    assert given == [{"x": 2, "variants": {"full recipe": {}, "plain": {"augment": False}}}]
+    assert main([*args, "-y", "variants", "{full recipe: ["]) == 2
+    assert "-y variants: not YAML" in capsys.readouterr().err
 
 
 def test_cli_unknown_parameter_exit_code(tiny, tmp_path, capsys):
@@ -103,10 +106,12 @@ def slow_notebook(tmp_path_factory):
     """A notebook that writes its metrics, then sleeps for ``wait`` seconds; executed once, not waiting:
     (notebook, its executed copy, what its output folder holds)."""
     tmp_path = tmp_path_factory.mktemp("slow")
-    nb = write_notebook(tmp_path / "slow.ipynb", "wait = 0\noutput_dir = '.'",
-                        "from mnist_report.reporting.outputs import Outputs\n"
-                        "Outputs(output_dir, 'slow').write_metrics({'wait': wait})",
-                        "import time\nprint('sleeping', flush=True)\ntime.sleep(wait)")  # fmt: skip
+    nb = write_notebook(
+        tmp_path / "slow.ipynb",
+        "wait = 0\noutput_dir = '.'",
+        "from mnist_report.reporting.outputs import Outputs\nOutputs(output_dir, 'slow').write_metrics({'wait': wait})",
+        "import time\nprint('sleeping', flush=True)\ntime.sleep(wait)",
+    )
     out = tmp_path / "out" / "slow.ipynb"
     notebooks.execute(nb, out, {"wait": 0, "output_dir": str(out.parent)})
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
@@ -124,9 +129,12 @@ def test_an_interrupted_notebook_leaves_nothing_half_written(slow_notebook, sig)
     params = ["-p", "output_dir", str(out.parent)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnist_report", "notebook", str(nb), str(out), "-p", "wait", "120", *params],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     lines = []
     for line in proc.stdout:  # papermill logs each cell's output as it comes
         lines.append(line)
@@ -176,3 +184,31 @@ def test_a_signal_ignored_at_the_start_stays_ignored(tiny, tmp_path, monkeypatch
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_only_make_reports_runs_go_to_the_committed_store(tiny, tmp_path, monkeypatch):
+    """A notebook executed into the committed reports/ (make report) reads and writes its runs in
+    reports/runs, committed with it; executed anywhere else, in the store the caller has
+    ($MNIST_REPORT_STORE, else the local cache). The caller's setting is left as it was."""
+    from pathlib import Path
+
+    from mnist_report.runs.store import STORE_ENV
+
+    seen = []
+
+    def fake_execute(source, partial, **kwargs):
+        seen.append(os.environ.get(STORE_ENV))
+        Path(partial).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(notebooks.pm, "execute_notebook", fake_execute)
+    # a project of its own, so that its reports/ is not the real one
+    monkeypatch.setattr(notebooks, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(notebooks, "STORE", tmp_path / "reports" / "runs")
+    callers = os.environ[STORE_ENV]  # the tests' own store (conftest)
+    notebooks.execute(tiny, tmp_path / "reports" / "tiny.ipynb", {})
+    notebooks.execute(tiny, tmp_path / "elsewhere" / "tiny.ipynb", {})
+    assert seen == [str(tmp_path / "reports" / "runs"), callers]
+    assert os.environ[STORE_ENV] == callers
+    monkeypatch.delenv(STORE_ENV)
+    notebooks.execute(tiny, tmp_path / "reports" / "tiny.ipynb", {})
+    assert seen[-1] == str(tmp_path / "reports" / "runs") and STORE_ENV not in os.environ

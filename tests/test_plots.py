@@ -29,8 +29,9 @@ def test_every_figure_is_a_figure_and_saves(ev, tmp_path):
     images = np.random.default_rng(1).random((300, 28, 28, 1)).astype(np.float32)
     figures = {
         "samples": plots.sample_grid(images, ev.y_true, n=12),
-        "curves": plots.training_curves({"loss": [1, 0.5], "val_loss": [1.1, 0.6],
-                                         "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}),
+        "curves": plots.training_curves(
+            {"loss": [1, 0.5], "val_loss": [1.1, 0.6], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
+        ),
         "cm": plots.confusion_heatmap(ev.confusion),
         "per-class": plots.per_class_bars(ev.per_class),
         "pairs": plots.confused_pairs_bar(ev.undirected_pairs, highlight=[(4, 9)]),
@@ -134,8 +135,14 @@ def test_training_curves_take_ordinary_histories():
 def test_candidate_scores_legend_and_ticks_are_clear():
     rng = np.random.default_rng(0)
     names = ["earlier better network", "weight average", "label smoothing", "weight average and label smoothing"]
-    rows = [{"candidate": c, "val_accuracy": rng.normal(0.9952, 0.0006, 2),
-             "tta_val_accuracy": rng.normal(0.9955, 0.0006, 2)} for c in names]  # fmt: skip
+    rows = [
+        {
+            "candidate": c,
+            "val_accuracy": rng.normal(0.9952, 0.0006, 2),
+            "tta_val_accuracy": rng.normal(0.9955, 0.0006, 2),
+        }
+        for c in names
+    ]
     fig = plots.candidate_scores(rows, names[-1])
     _legends_cover_no_axes(fig)  # the old legend sat on the chosen (last) row
     _tick_labels_apart(fig.axes[0].xaxis)
@@ -176,8 +183,22 @@ def _pairs(counts: dict) -> list[dict]:
 
 
 def test_confused_pairs_say_which_claimed_pairs_are_shown():
-    pairs = _pairs({(3, 5): 84, (2, 7): 83, (4, 9): 80, (7, 9): 52, (5, 9): 47, (5, 6): 46, (8, 9): 42,
-                    (0, 6): 41, (4, 6): 32, (1, 6): 31, (1, 7): 25, (3, 8): 20})  # fmt: skip
+    pairs = _pairs(
+        {
+            (3, 5): 84,
+            (2, 7): 83,
+            (4, 9): 80,
+            (7, 9): 52,
+            (5, 9): 47,
+            (5, 6): 46,
+            (8, 9): 42,
+            (0, 6): 41,
+            (4, 6): 32,
+            (1, 6): 31,
+            (1, 7): 25,
+            (3, 8): 20,
+        }
+    )
     fig = plots.confused_pairs_bar(pairs, highlight=[(4, 9), (3, 8)])
     orange = [p for p in fig.axes[0].patches if p.get_facecolor()[:3] == to_rgb(plots.CLAIM_COLOR)]
     assert len(fig.axes[0].patches) == 10 and len(orange) == 1
@@ -203,11 +224,19 @@ def test_error_gallery_marks_and_explains_rejected_labels():
 ABLATION = [
     {"variant": "full recipe", "seeds": [0, 1, 2], "val_accuracy": [0.9957, 0.9960, 0.9955], "mean": 0.9957333},
     {"variant": "without augmentation", "seeds": [0, 1, 2], "val_accuracy": [0.994, 0.9943, 0.9938], "mean": 0.9940333},
-    {"variant": "without batch normalisation", "seeds": [0, 1, 2], "val_accuracy": [0.995, 0.995, 0.9952],
-     "mean": 0.9950667},
-    {"variant": "without weight average and label smoothing", "seeds": [0, 1, 2],
-     "val_accuracy": [0.9948, 0.9951, 0.9946], "mean": 0.9948333},
-]  # fmt: skip
+    {
+        "variant": "without batch normalisation",
+        "seeds": [0, 1, 2],
+        "val_accuracy": [0.995, 0.995, 0.9952],
+        "mean": 0.9950667,
+    },
+    {
+        "variant": "without weight average and label smoothing",
+        "seeds": [0, 1, 2],
+        "val_accuracy": [0.9948, 0.9951, 0.9946],
+        "mean": 0.9948333,
+    },
+]
 
 
 def test_ablation_scores_show_each_seed_and_the_reference():
@@ -238,8 +267,10 @@ def test_accuracy_vs_cost_two_panels_with_units():
     assert "(%)" in ax_e.get_ylabel() and "%" in ax_t.get_ylabel() and "seconds" in ax_t.get_xlabel()
     # the stretched axis keeps the last epochs apart (99.3% and 99.6%) though one run starts at 10%
     _draw(fig)
-    ends = [ax_t.transAxes.inverted().transform(ax_t.transData.transform((line.get_xdata()[-1], line.get_ydata()[-1])))
-            for line in ax_t.lines]  # fmt: skip
+    ends = [
+        ax_t.transAxes.inverted().transform(ax_t.transData.transform((line.get_xdata()[-1], line.get_ydata()[-1])))
+        for line in ax_t.lines
+    ]
     assert ends[1][1] - ends[0][1] > 0.05  # on a linear axis: 0.003
     assert _legend_text(fig) == ["baseline", "final"]
     _legends_cover_no_axes(fig)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_report import data, predict
+from mnist_report import data, paths, predict
 from mnist_report.__main__ import main
 from mnist_report.config import TrainConfig
 from mnist_report.modeling import train
-from mnist_report.modeling.train import predict_proba
+from mnist_report.modeling.model import load_model, predict_proba
 
 N = 300  # test digits written out as files
 
@@ -28,7 +28,7 @@ def model_path(raw, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(model_path):
-    return train.load_model(model_path)
+    return load_model(model_path)
 
 
 def write(array_or_image, path):
@@ -106,7 +106,7 @@ def test_bad_files_get_clear_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_reports_every_file_then_fails_if_any_failed(raw, model_path, tmp_path, capsys):
+def test_cli_reports_every_file_then_fails_if_any_failed(raw, model_path, tmp_path, capsys, monkeypatch):
     good = [write(raw.x_test[i], tmp_path / f"d{i}.png") for i in range(3)]
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
@@ -120,10 +120,25 @@ def test_cli_reports_every_file_then_fails_if_any_failed(raw, model_path, tmp_pa
     assert rows[0]["digit"] == int(np.argmax(rows[0]["probabilities"])) and len(rows[0]["probabilities"]) == 10
     assert main(["predict", str(good[0]), "--model", str(tmp_path / "none.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
+    # without --model: the report's shipped network, as its metrics name it (here, a checkout of our own)
+    root = tmp_path / "checkout"
+    shipped = root / "reports" / "runs" / "abc" / "model.keras"
+    shipped.parent.mkdir(parents=True)
+    shipped.write_bytes(model_path.read_bytes())
+    _metrics(root, {"final": {"model_paths": ["reports/runs/abc/model.keras"]}})
+    monkeypatch.setattr(paths, "PROJECT_ROOT", root)
+    assert main(["predict", str(good[0]), "--model", str(model_path), "--json"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(good[0]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == given
+    shipped.unlink()
+    assert main(["predict", str(good[0])]) == 2
+    assert "the report's final network" in capsys.readouterr().err
     import keras  # a Keras model, but of colour images: named as such, not a shape error from deep in Keras
 
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(
-        tmp_path / "cifar.keras")
+        tmp_path / "cifar.keras"
+    )
     assert main(["evaluate", "--model", str(tmp_path / "cifar.keras"), "--n-test", "10"]) == 2
     assert "not an MNIST classifier: it takes inputs of shape (32, 32, 3)" in capsys.readouterr().err
 
@@ -158,8 +173,12 @@ def centred_ring_ok(out):
         pytest.param(lambda: Image.fromarray(ring(1000, 8)), id="thin-stroke-shrunk-a-lot"),
         pytest.param(lambda: Image.fromarray(ring().astype(np.uint16) * 200), id="16-bit"),
         pytest.param(lambda: Image.fromarray(ring().astype(np.float32) / 255, "F"), id="float"),
-        pytest.param(lambda: Image.merge("RGBA", [Image.fromarray(ring(ink=255, paper=255))] * 3
-                                         + [Image.fromarray(255 - ring())]), id="white-ink-on-transparent"),
+        pytest.param(
+            lambda: Image.merge(
+                "RGBA", [Image.fromarray(ring(ink=255, paper=255))] * 3 + [Image.fromarray(255 - ring())]
+            ),
+            id="white-ink-on-transparent",
+        ),
         pytest.param(lambda: transparent_palette(), id="palette-with-transparent-paper"),
         pytest.param(lambda: Image.fromarray(np.stack([ring(ink=200, paper=30)] * 3, -1)).convert("CMYK"), id="cmyk"),
     ],
@@ -179,3 +198,72 @@ def test_noise_on_paper_is_not_a_digit():
     page[specks[:, 0], specks[:, 1]] = 20  # single dark pixels: dust, not a digit
     with pytest.raises(predict.ImageError, match="only specks"):
         predict.to_mnist(Image.fromarray(page))
+
+
+def _metrics(root, content):
+    """``root``'s notebook 03 metrics, as ``predict.DEFAULT_FROM`` names them, holding ``content``."""
+    path = root / predict.DEFAULT_FROM[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def test_the_default_model_is_the_reports_first_final_network(tmp_path, monkeypatch):
+    assert predict.DEFAULT_FROM == ("reports/03-beyond-the-seed.metrics.json", ("final", "model_paths", 0))
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)  # a checkout of our own: never the committed report
+    first, second = (tmp_path / "reports" / "runs" / k / "model.keras" for k in ("a1", "b2"))
+    for path in (first, second):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"a model")
+    # the metrics name paths relative to the project root (as the notebook writes them), the first seed first
+    _metrics(
+        tmp_path,
+        {"final": {"seeds": [0, 1], "model_paths": ["reports/runs/a1/model.keras", "reports/runs/b2/model.keras"]}},
+    )
+    assert predict.default_model() == first
+    _metrics(tmp_path, {"final": {"model_paths": [str(second)]}})  # an absolute path as it is
+    assert predict.default_model() == second
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "FileNotFoundError"),  # no metrics file at all
+        ("{not json", "JSONDecodeError"),
+        ({"final": {"seeds": [0, 1]}}, "KeyError: 'model_paths'"),  # the old format, or another notebook's
+        ({"tuned": {}}, "KeyError: 'final'"),
+        ({"final": {"model_paths": []}}, "IndexError"),
+        ({"final": {"model_paths": [None]}}, "TypeError"),
+        ({"final": None}, "TypeError"),
+    ],
+)
+def test_metrics_that_do_not_name_the_network_give_a_clear_error(tmp_path, monkeypatch, content, why):
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    if content is not None:
+        _metrics(tmp_path, content)
+    with pytest.raises(FileNotFoundError) as e:
+        predict.default_model()
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / predict.DEFAULT_FROM[0]} does not name the report's final network ({why}")
+    assert message.endswith("restore it with `git checkout -- reports/`, or give a model with --model")
+
+
+def test_a_named_network_that_is_missing_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    _metrics(tmp_path, {"final": {"model_paths": ["reports/runs/gone/model.keras"]}})
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"the report's final network .*reports/runs/gone/model.keras is "
+        r"missing: restore it with `git checkout -- .*reports/runs/gone`, or "
+        r"give a model with --model",
+    ):
+        predict.default_model()
+
+
+def test_predict_without_a_model_or_a_report_says_so_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(predict, "DEFAULT_FROM", (str(tmp_path / "none.metrics.json"), ("final", "model_paths", 0)))
+    image = write(np.zeros((28, 28), np.uint8), tmp_path / "d.png")
+    assert main(["predict", str(image)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'none.metrics.json'} does not name the report's final network")
+    assert "give a model with --model" in err and "Traceback" not in err

@@ -12,8 +12,8 @@ from conftest import write_notebook
 
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.reporting import readme as readme_module
+from mnist_report.reporting.metrics import MetricsError
 from mnist_report.reporting.readme import PARAMETERS_PAGE, markers, parameters_page, parameters_reference, update_readme
-from mnist_report.reporting.schema import MetricsError
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9]*.ipynb"))
 PAGE = PROJECT_ROOT / "notebooks" / PARAMETERS_PAGE
@@ -133,7 +133,7 @@ def test_a_block_whose_metrics_were_made_by_older_code_is_left_as_it_is_and_said
     said = []
     update_readme(readme, reports=reports, notebooks=tmp_path / "none", print_fn=said.append)
     assert readme.read_text() == f"{start}\nthe committed table\n{end}\n"
-    assert len(said) == 1 and said[0].startswith("README beyond block left as it is: 03-beyond-the-seed metrics")
+    assert len(said) == 1 and said[0].startswith("README beyond block left as it is: 03-beyond-the-seed's metrics")
     assert said[0].endswith("run `make report`")
     with pytest.raises(MetricsError):  # asked for without a place to say what was left: an error
         readme_module.blocks(reports)
@@ -154,21 +154,41 @@ def test_importing_the_readme_module_imports_neither_papermill_nor_tensorflow():
 
 def test_the_commands_that_train_nothing_and_image_preparation_import_no_tensorflow():
     """`check-report` and `readme` answer in a second; `predict` loads TensorFlow only to run the model."""
-    code = ("import sys, mnist_report.__main__, mnist_report.reporting.provenance, mnist_report.machine, mnist_report.predict; "
-            "print('tensorflow' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, mnist_report.__main__, mnist_report.reporting.provenance, mnist_report.machine, "
+        "mnist_report.predict; "
+        "print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "False"
 
 
-def test_training_from_nothing_adds_every_recorded_run_and_shares_them_among_the_workers():
-    metrics = {"train_seconds": 3600.0, "monitor_train_seconds": 1800.0,  # notebook 01's two runs
-               "runs": [{"seed": 0, "accuracy": 0.99, "train_seconds": 1800.0}],  # a list of runs
-               "candidates": {"train_seconds": {"a": [900.0, 900.0]}, "accuracies": [0.99, 0.98]},  # by name
-               "precision_comparison": {"names": ["float32", "mixed_bfloat16"], "n_runs": 2, "accuracies": [0.99],
-                                        "mean_train_seconds": {"float32": 1800.0, "mixed_bfloat16": 450.0}},
-               "executor": {"workers": 2}, "environment": {"cpu_count": 2, "cpu_model": "AMD EPYC"}}  # fmt: skip
-    # 3600 + 1800 + 1800 + 900 + 900 + 2 x 450 (the other precision; its float32 runs are the study's) = 9900 s
-    name, text = readme_module.training_from_nothing(metrics, "; and more")
-    assert (name, text) == ("Training from nothing", "82 min: 7 runs, 2 at a time, on 2 CPU cores (AMD EPYC); and more")
-    text = readme_module.training_from_nothing({**metrics, "executor": None})[1]
-    assert text.startswith("2.8 h: 7 runs, 1 at a time")  # no executor recorded: one at a time
+def test_the_training_row_adds_the_numbers_the_declaration_marks_as_timings(monkeypatch):
+    from typing import Annotated, Any
+
+    from typing_extensions import TypedDict
+
+    from mnist_report.reporting import metrics as declared
+
+    class Run(TypedDict):
+        train_seconds: declared.Seconds
+        accuracy: declared.Acc
+
+    class Notebook(TypedDict):
+        runs: list[Run]
+        monitor_train_seconds: declared.Seconds
+        cost: Annotated[dict[str, Any], declared.Kind.STATISTIC]  # a mean of the others: not added again
+        trained_on: list[str]
+
+    monkeypatch.setattr(declared, "NOTEBOOKS", {"x": Notebook})
+    data = {
+        "runs": [{"train_seconds": 1800.0, "accuracy": 0.99}, {"train_seconds": 3600.0, "accuracy": 0.98}],
+        "monitor_train_seconds": 1800.0,
+        "cost": {"train_seconds": 2700.0},
+        "trained_on": ["AMD EPYC"],
+    }
+    name, text = readme_module.training_time("x", data)
+    assert (name, text) == (
+        "Training",
+        "2.0 h of single-run training in all, on AMD EPYC (one TensorFlow thread per run)",
+    )

@@ -1,106 +1,154 @@
-"""Choosing the recipe on validation: candidates from a base configuration, test-time augmentation,
-the rule that chooses, and the record of decisions that puts the test set last."""
+"""The better network's recipe: the ablation's variants from the recipe, their table on validation, the
+snapshot run, and the record of decisions that puts the test set last."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mnist_report.analysis import recipe
 from mnist_report.config import TrainConfig
+from mnist_report.runs.store import Run
 
-BASE = TrainConfig(architecture="better", epochs=20, n_train=1000)
-
-
-def test_candidates_are_the_base_with_their_options_for_each_seed():
-    configs = recipe.candidate_configs(BASE, {"base": {}, "EMA": {"ema_momentum": 0.999}}, [0, 1])
-    assert recipe.candidate_configs(BASE, {"base": {}}, [0, 1])["base"][0] == BASE.__class__(
-        **{**BASE.to_dict(), "seed": 0})  # fmt: skip
-    assert list(configs) == ["base", "EMA"]
-    assert [c.seed for c in configs["EMA"]] == [0, 1] and configs["base"][1] == TrainConfig(
-        **{**BASE.to_dict(), "seed": 1})  # fmt: skip
-    assert {c.ema_momentum for c in configs["EMA"]} == {0.999} and configs["EMA"][0].epochs == 20
+RECIPE = TrainConfig(architecture="better", epochs=20, n_train=1000, ema_momentum=0.99, label_smoothing=0.1)
 
 
-@pytest.mark.parametrize(("candidates", "seeds", "message"), [
-    ({}, [0, 1], "candidates is empty"),
-    ('{"base": {}}', [0, 1], "candidates must be a dict of name: dict of options; got .* give it as YAML: -y"),
-    ({"base": {}, "x": "label_smoothing"}, [0, 1], "candidates must be a dict of name: dict of options"),
-    ({"base": {}, "x": {"ema": 0.9}}, [0, 1], r"candidate 'x': unknown parameter\(s\) ema"),
-    ({"base": {}, "x": {"label_smoothing": 1.5}}, [0, 1], r"candidate 'x': label_smoothing must be a number in \[0"),
-    ({"x": {"seed": 3}}, [0, 1], "the first candidate is the base recipe, with no options"),
-    ({"base": {}, "x": {"seed": 3}}, [0, 1], "candidate 'x' sets seed: the seeds, the images"),
-    ({"base": {}, "x": {"n_train": 500, "patience": 2}}, [0, 1], "candidate 'x' sets n_train, patience"),
-    ({"base": {}, "none": {"label_smoothing": 0.0}}, [0, 1], "candidates 'base' and 'none' are the same recipe"),
-    ({"x": {}}, [0], "at least 2 distinct seeds"),
-    ({"x": {}}, [1, 1], "at least 2 distinct seeds"),
-])  # fmt: skip
-def test_a_bad_candidate_is_named_before_anything_trains(candidates, seeds, message):
+def test_each_variant_is_the_recipe_with_its_options_for_each_seed():
+    variants = {
+        "full recipe": {},
+        "without augmentation": {"augment": False},
+        "without weight average and label smoothing": {"ema_momentum": 0.0, "label_smoothing": 0.0},
+    }
+    configs = recipe.variant_configs(RECIPE, variants, [0, 1])
+    assert list(configs) == list(variants)  # in the order given: the first is the reference
+    assert configs["full recipe"] == [TrainConfig(**{**RECIPE.to_dict(), "seed": s}) for s in (0, 1)]
+    assert [c.seed for c in configs["without augmentation"]] == [0, 1]
+    assert configs["without augmentation"][1] == TrainConfig(**{**RECIPE.to_dict(), "seed": 1, "augment": False})
+    plain = configs["without weight average and label smoothing"][0]
+    assert (plain.ema_momentum, plain.label_smoothing, plain.augment, plain.epochs) == (0.0, 0.0, True, 20)
+
+
+@pytest.mark.parametrize(
+    ("variants", "seeds", "message"),
+    [
+        ({}, [0, 1], "variants is empty: name at least the recipe itself"),
+        (
+            '{"recipe": {}}',
+            [0, 1],
+            "variants must be a dict of name: dict of options; got .* give it as YAML: -y variants",
+        ),
+        ({"recipe": {}, "x": "augment"}, [0, 1], "variants must be a dict of name: dict of options"),
+        ({"x": {"augment": False}}, [0, 1], r"the first variant is the recipe itself, with no options; 'x' has"),
+        (
+            {"recipe": {}, "x": {"seed": 3}},
+            [0, 1],
+            "variant 'x' sets seed: the seeds, the images, the validation split",
+        ),
+        ({"recipe": {}, "x": {"n_train": 500, "patience": 2}}, [0, 1], "variant 'x' sets n_train, patience"),
+        ({"recipe": {}, "x": {"cycles": 2}}, [0, 1], "variant 'x' sets cycles"),
+        ({"recipe": {}, "x": {"ema": 0.9}}, [0, 1], r"variant 'x': unknown parameter\(s\) ema"),
+        (
+            {"recipe": {}, "x": {"label_smoothing": 1.5}},
+            [0, 1],
+            r"variant 'x': label_smoothing must be a number in \[0",
+        ),
+        ({"recipe": {}, "x": {"augment": "no"}}, [0, 1], "variant 'x': augment must be True or False"),
+        (
+            {"recipe": {}, "x": {"architecture": "baseline", "conv_width": 32, "augment": False}},
+            [0, 1],
+            "variant 'x': augment must be True for the baseline network",
+        ),
+        # the recipe's own seed among the variants' seeds
+        ({"recipe": {}, "same": {"label_smoothing": 0.1}}, [42, 43], "variants 'recipe' and 'same' are the same"),
+        (
+            {"recipe": {}, "x": {"augment": False}, "y": {"augment": False}},
+            [42, 43],
+            "variants 'x' and 'y' are the same",
+        ),
+        ({"x": {}}, [0], r"each variant needs at least 2 distinct seeds, to show the spread; got \[0\]"),
+        ({"x": {}}, [1, 1], "at least 2 distinct seeds"),
+    ],
+)
+def test_a_bad_variant_is_named_before_anything_trains(variants, seeds, message):
     with pytest.raises(ValueError, match=message):
-        recipe.candidate_configs(BASE, candidates, seeds)
+        recipe.variant_configs(RECIPE, variants, seeds)
 
 
-def test_shifted_moves_the_image_and_fills_the_border_with_background():
-    img = np.arange(1, 17, dtype=np.float32).reshape(1, 4, 4, 1)
-    down = recipe.shifted(img, 1, 0)[0, :, :, 0]
-    np.testing.assert_array_equal(down[0], 0)
-    np.testing.assert_array_equal(down[1:], img[0, :3, :, 0])
-    left = recipe.shifted(img, 0, -1)[0, :, :, 0]
-    np.testing.assert_array_equal(left[:, :3], img[0, :, 1:, 0])
-    np.testing.assert_array_equal(left[:, 3], 0)
-    np.testing.assert_array_equal(recipe.shifted(img, 0, 0), img)
-    # each of the five views moves the image by at most one pixel
-    assert len(set(recipe.SHIFTS)) == 5 and all(abs(dy) + abs(dx) <= 1 for dy, dx in recipe.SHIFTS)
+@pytest.mark.xfail(
+    strict=True,
+    reason="package bug: recipe.variant_configs compares a variant's config (the "
+    "recipe's seed) with the earlier variants' first-seed configs, so two identical variants pass "
+    "unless the first seed is the recipe's own (notebook 03: seeds 0, 1; the recipe's seed 42)",
+)
+@pytest.mark.parametrize(
+    "variants",
+    [
+        {"recipe": {}, "same": {"label_smoothing": 0.1}},
+        {"recipe": {}, "x": {"augment": False}, "y": {"augment": False}},
+    ],
+)
+def test_two_identical_variants_are_refused_whatever_the_seeds(variants):
+    with pytest.raises(ValueError, match="are the same configuration"):
+        recipe.variant_configs(RECIPE, variants, [0, 1])
 
 
-def test_tta_averages_the_views_and_the_identity_alone_is_the_plain_prediction():
-    from mnist_report.modeling.model import build_model
-    from mnist_report.modeling.train import predict_proba
-
-    model = build_model(TrainConfig(seed=1))
-    x = np.random.default_rng(0).random((6, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(recipe.tta_proba(model, x, shifts=[(0, 0)]), predict_proba(model, x))
-    views = [predict_proba(model, recipe.shifted(x, dy, dx)) for dy, dx in recipe.SHIFTS]
-    np.testing.assert_allclose(recipe.tta_proba(model, x), np.mean(views, axis=0), rtol=1e-6)
-    assert recipe.tta_proba(model, x[:0]).shape == (0, 10)
+def test_variants_need_a_validation_split():
+    with pytest.raises(ValueError, match="validation_fraction must be > 0"):
+        recipe.variant_configs(TrainConfig(architecture="better", validation_fraction=0.0), {"recipe": {}}, [0, 1])
 
 
-def _rows(means_and_tta):
-    plain = {name: [m - 0.0005, m + 0.0005] for name, (m, _) in means_and_tta.items()}
-    tta = {name: [t, t] for name, (_, t) in means_and_tta.items()}
-    return recipe.candidate_table(list(means_and_tta), [0, 1], plain, tta)
+def _run(config, seed, y_val, predicted, tta_predicted=None, seconds=(1.0, 2.0)):
+    """A stored run (as ``runs.get`` returns it) whose validation predictions are ``predicted``."""
+
+    def proba(labels):
+        return np.eye(10, dtype=np.float32)[labels] * 0.9 + 0.01
+
+    arrays = {"y_val": np.asarray(y_val), "val_proba": proba(predicted)}
+    if tta_predicted is not None:
+        arrays["val_tta_proba"] = proba(tta_predicted)
+    return Run(
+        config=TrainConfig(**{**config.to_dict(), "seed": seed}),
+        key=f"k{seed}",
+        path=Path("nowhere"),
+        history={},
+        epoch_seconds=list(seconds),
+        trained_on={},
+        arrays=arrays,
+    )
 
 
-def test_the_table_gives_each_candidates_seeds_mean_and_spread():
-    (row,) = _rows({"base": (0.995, 0.996)})
-    assert row["val_accuracy"] == pytest.approx([0.9945, 0.9955]) and row["mean"] == pytest.approx(0.995)
-    assert row["spread"] == pytest.approx(0.001) and row["tta_mean"] == pytest.approx(0.996)
-    with pytest.raises(ValueError, match="3 seeds"):
-        recipe.candidate_table(["a"], [0, 1, 2], {"a": [0.9, 0.9]}, {"a": [0.9, 0.9]})
-
-
-def test_the_rule_takes_the_highest_mean_the_first_on_a_tie_and_tta_only_if_it_helps():
-    choice = recipe.choose(_rows({"base": (0.9950, 0.9940), "EMA": (0.9960, 0.9970), "LS": (0.9955, 0.9990)}))
-    assert choice["candidate"] == "EMA" and choice["tta"] and choice["base"] == "base"
-    assert choice["mean"] == pytest.approx(0.9960) and choice["base_mean"] == pytest.approx(0.9950)
-    tie = recipe.choose(_rows({"base": (0.9950, 0.9940), "EMA": (0.9950, 0.9990)}))
-    assert tie["candidate"] == "base" and not tie["tta"]  # the simpler on a tie; TTA lowers its mean
-    equal = recipe.choose(_rows({"base": (0.9950, 0.9950)}))
-    assert not equal["tta"]  # TTA must raise the mean, not merely match it
+def test_the_variant_table_by_hand():
+    y = [0, 1, 2, 3]
+    plain = TrainConfig(**{**RECIPE.to_dict(), "augment": False})
+    runs = {
+        # right on 4 and 3 of the 4 images; with test-time augmentation on 2 and 4
+        "full recipe": [
+            _run(RECIPE, 0, y, [0, 1, 2, 3], [0, 1, 9, 9]),
+            _run(RECIPE, 1, y, [0, 1, 2, 9], [0, 1, 2, 3], seconds=(3.0, 4.5)),
+        ],
+        # right on 2 and 3; no test-time augmentation stored
+        "without augmentation": [_run(plain, 0, y, [0, 1, 9, 9]), _run(plain, 1, y, [0, 9, 2, 3])],
+    }
+    full, without = recipe.variant_table(runs)
+    assert full["variant"] == "full recipe" and full["seeds"] == [0, 1]
+    assert full["val_accuracy"] == [1.0, 0.75] and full["mean"] == 0.875 and full["spread"] == 0.25
+    assert full["tta_val_accuracy"] == [0.5, 1.0] and full["tta_mean"] == 0.75
+    assert full["train_seconds"] == [3.0, 7.5] and full["difference"] == 0.0
+    assert without["val_accuracy"] == [0.5, 0.75] and without["mean"] == 0.625 and without["spread"] == 0.25
+    assert without["tta_val_accuracy"] == [] and without["tta_mean"] is None
+    assert without["difference"] == pytest.approx(0.625 - 0.875)
 
 
 def test_the_snapshot_run_is_the_final_recipe_with_restarts_and_without_the_average():
-    final = TrainConfig(architecture="better", epochs=20, ema_momentum=0.999, label_smoothing=0.1,
-                        validation_fraction=0.0)  # fmt: skip
+    final = TrainConfig(
+        architecture="better", epochs=20, ema_momentum=0.999, label_smoothing=0.1, validation_fraction=0.0
+    )
     snap = recipe.snapshot_config(final, 4)
     assert (snap.cycles, snap.ema_momentum, snap.label_smoothing, snap.epochs) == (4, 0.0, 0.1, 20)
     with pytest.raises(ValueError, match="divides epochs"):
         recipe.snapshot_config(final, 3)
     with pytest.raises(ValueError, match="snapshot_cycles must be an integer >= 2"):
         recipe.snapshot_config(final, 1)
-
-
-def test_candidates_need_a_validation_split():
-    with pytest.raises(ValueError, match="validation_fraction must be > 0"):
-        recipe.candidate_configs(TrainConfig(architecture="better", validation_fraction=0.0), {"base": {}}, [0, 1])
 
 
 def test_decisions_are_numbered_in_order_and_nothing_is_decided_after_the_test_set():

@@ -2,8 +2,10 @@
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_notebook
 
@@ -47,49 +49,111 @@ def test_a_failed_notebook_leaves_every_previous_output_intact(figs, tmp_path, c
     assert json.loads((reports / "figs.metrics.json").read_text())["x"] == 2
 
 
-def test_check_report_names_what_changed(tmp_path):
-    root = tmp_path
-    for d in ("notebooks", "reports", "mnist_report", "data/mnist"):
+def _project(root: Path) -> Path:
+    """A project of its own under ``root``: a notebook, a package with a subpackage, the MNIST files'
+    checksums; the notebook's path."""
+    for d in ("notebooks", "reports", "mnist_report/analysis", "data/mnist"):
         (root / d).mkdir(parents=True)
     nb = root / "notebooks" / "01-x.ipynb"
-    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["from mnist_report import model\n"]}]}))
-    (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\n")
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["from mnist_report import io\n"]}]}))
     (root / "mnist_report" / "io.py").write_text("x = 1\n")
-    (root / "mnist_report" / "bench.py").write_text("b = 1\n")
+    (root / "mnist_report" / "analysis" / "study.py").write_text("s = 1\n")
+    (root / "mnist_report" / "README.md").write_text("how it works")
     (root / "data" / "mnist" / "SHA256SUMS").write_text("x\n")
+    return nb
+
+
+def test_check_report_names_what_changed(tmp_path):
+    root = tmp_path
+    nb = _project(root)
     check = lambda: provenance.check(root / "reports", root / "notebooks", root)  # noqa: E731
+    record = lambda: provenance.record(root / "reports" / "01-x.ipynb", provenance.inputs(nb, {}, root))  # noqa: E731
     assert check() == {"01-x": ["reports/01-x.ipynb does not exist"]}
     (root / "reports" / "01-x.ipynb").write_text("{}")
-    assert "made before inputs were recorded" in check()["01-x"][0]
-    provenance.record(nb, root / "reports" / "01-x.ipynb", root)
-    assert check() == {"01-x": []}
-    (root / "mnist_report" / "bench.py").write_text("b = 2\n")  # the notebook does not import it: up to date
-    (root / "mnist_report" / "new.py").write_text("")
+    assert check() == {"01-x": ["reports/01-x.inputs.json does not exist"]}  # made before inputs were recorded
+    record()
     assert check() == {"01-x": []}
     (root / "data" / "mnist" / "README.md").write_text("where the files come from")  # prose: not an input
+    (root / "mnist_report" / "README.md").write_text("how it works, rewritten")  # nor the package's prose
     assert check() == {"01-x": []}
-    recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
-    recorded["data"]["data/mnist/README.md"] = "0" * 64  # as records made before it was left out hold it
-    assert provenance.differences(recorded, provenance.inputs(nb, root), root) == [
-        "data/mnist/README.md is no longer a recorded input"]  # fmt: skip
     (root / "data" / "label-errors.json").write_text("[]")  # a list beside the MNIST files is data too
     assert check() == {"01-x": ["data/label-errors.json is new"]}
-    provenance.record(nb, root / "reports" / "01-x.ipynb", root)
-    (root / "mnist_report" / "io.py").write_text("x = 2\n")  # imported by what the notebook imports
-    assert check() == {"01-x": ["mnist_report/io.py changed"]}
-    (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\nfrom mnist_report import new\n")
-    nb.write_text(nb.read_text().replace("import model", "import model  # edited"))
-    assert check() == {"01-x": ["notebooks/01-x.ipynb changed", "mnist_report/io.py changed",
-                                "mnist_report/model.py changed", "mnist_report/new.py is new"]}
-    provenance.record(nb, root / "reports" / "01-x.ipynb", root)
-    (root / "mnist_report" / "model.py").write_text("from mnist_report.io import x\n")  # new.py still exists
-    assert check() == {"01-x": ["mnist_report/model.py changed", "mnist_report/new.py no longer feeds it"]}
+    record()
+    # every source file of the package is an input, in a subpackage too, whether the notebook imports it or not
+    (root / "mnist_report" / "analysis" / "study.py").write_text("s = 2\n")
+    (root / "mnist_report" / "new.py").write_text("")
+    assert check() == {"01-x": ["mnist_report/analysis/study.py changed", "mnist_report/new.py is new"]}
+    record()
     (root / "mnist_report" / "new.py").unlink()
-    assert check() == {"01-x": ["mnist_report/model.py changed", "mnist_report/new.py is gone"]}
+    nb.write_text(nb.read_text().replace("import io", "import io  # edited"))
+    assert check() == {"01-x": ["notebooks/01-x.ipynb changed", "mnist_report/new.py is gone"]}
     recorded = json.loads((root / "reports" / "01-x.inputs.json").read_text())
     recorded["packages"]["keras"] = "0.0.1"
-    changed = provenance.differences(recorded, provenance.inputs(nb, root))
+    changed = provenance.differences(recorded, provenance.inputs(nb, {}, root))
     assert any(line.startswith("package keras 0.0.1 -> ") for line in changed)
+
+
+def fake_run(root: Path, config, raw, seed_of_numbers: int = 0) -> str:
+    """A run record of ``config`` on the MNIST files ``raw``, written into the store ``root`` as the executor
+    writes one, with made-up numbers (no training): its key."""
+    from mnist_report import data
+    from mnist_report.runs import store
+
+    rng = np.random.default_rng(seed_of_numbers)
+    proba = rng.dirichlet(np.ones(10), size=config.n_test).astype(np.float32)
+    result = {
+        "history": {"accuracy": [float(rng.random())]},
+        "epoch_seconds": [1.0],
+        "trained_on": {"cpu": "none"},
+        "y_test": np.arange(config.n_test) % 10,
+        "test_proba": proba,
+    }
+    run_key = store.key(config, data.fingerprint(raw))
+    store.write(root, run_key, config, result)
+    return run_key
+
+
+def test_a_run_record_that_changed_or_is_gone_makes_the_report_stale(tmp_path, raw):
+    from mnist_report.config import TrainConfig
+    from mnist_report.runs import store
+
+    root = tmp_path
+    nb = _project(root)
+    runs_dir = root / "reports" / "runs"
+    config = TrainConfig(n_train=100, n_test=20, epochs=1)
+    run_key = fake_run(runs_dir, config, raw)
+    (root / "reports" / "01-x.ipynb").write_text("{}")
+    hashes = {run_key: store.record_hash(store.read(runs_dir / run_key))}
+    provenance.record(root / "reports" / "01-x.ipynb", provenance.inputs(nb, hashes, root))
+    check = lambda: provenance.check(root / "reports", root / "notebooks", root)  # noqa: E731
+    assert check() == {"01-x": []}
+    fake_run(runs_dir, config, raw, seed_of_numbers=1)  # the same run, trained again to other numbers
+    assert check() == {"01-x": [f"run record {run_key} changed"]}
+    (runs_dir / run_key / "run.json").write_text("{")  # damaged: as good as gone
+    assert check() == {"01-x": [f"run record {run_key} is gone"]}
+    shutil.rmtree(runs_dir / run_key)
+    assert check() == {"01-x": [f"run record {run_key} is gone"]}
+
+
+def test_prune_removes_only_the_records_no_notebook_used(tmp_path):
+    from mnist_report.reporting import runner
+
+    reports = tmp_path / "reports"
+    for key in ("a1", "b2", "c3", "d4"):
+        (reports / "runs" / key).mkdir(parents=True)
+        (reports / "runs" / key / "run.json").write_text("{}")
+    (reports / "runs" / "notes.txt").write_text("not a record")
+    (reports / "01-x.inputs.json").write_text(json.dumps({"runs": {"a1": "h"}}))
+    (reports / "02-y.inputs.json").write_text(json.dumps({"runs": {"c3": "h", "e5": "h"}}))  # e5: gone already
+    assert runner.prune(reports) == ["b2", "d4"]
+    assert sorted(p.name for p in (reports / "runs").iterdir()) == ["a1", "c3", "notes.txt"]
+    assert (reports / "runs" / "a1" / "run.json").is_file()
+    assert runner.prune(reports) == []  # nothing more to remove
+    # a notebook whose record predates the runs field: what it used is unknown, so nothing goes
+    (reports / "runs" / "f6").mkdir()
+    (reports / "03-z.inputs.json").write_text(json.dumps({"notebook": {}, "code": {}}))
+    assert runner.prune(reports) == [] and (reports / "runs" / "f6").is_dir()
+    assert runner.prune(tmp_path / "empty") == []  # no report, no store: nothing to do
 
 
 def test_a_notebook_saved_by_jupyterlab_is_the_same_input_and_an_edited_cell_is_not(tmp_path):
@@ -165,7 +229,6 @@ def test_check_report_cli(capsys, monkeypatch):
     assert main(["check-report"]) == 0
 
 
-
 @pytest.mark.slow
 def test_make_report_executes_exactly_the_stale_notebooks_and_says_why(tmp_path):
     from mnist_report.reporting import runner as notebooks
@@ -173,18 +236,64 @@ def test_make_report_executes_exactly_the_stale_notebooks_and_says_why(tmp_path)
     nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
     nbs.mkdir()
     for name in ("01-a", "02-b"):
-        write_notebook(nbs / f"{name}.ipynb", "x = 1", "from mnist_report import paths\nprint(x)")
+        write_notebook(nbs / f"{name}.ipynb", "x = 1", f"from mnist_report import paths\nprint('{name} says', x)")
+    (reports / "runs" / "0123456789abcdef").mkdir(parents=True)  # a run record no notebook reads
     lines = []
     build = lambda: notebooks.build_report(nbs, reports, timeout=120, print_fn=lines.append)  # noqa: E731
     assert build() == ["01-a", "02-b"]
     assert "01-a: reports/01-a.ipynb does not exist" in lines[0].replace(str(tmp_path) + "/", "")
-    assert (reports / "01-a.html").is_file() and (reports / "02-b.inputs.json").is_file()
+    for name in ("01-a", "02-b"):  # each executed, with what it was made from: no run records read
+        assert (reports / f"{name}.ipynb").is_file()
+        assert json.loads((reports / f"{name}.inputs.json").read_text())["runs"] == {}
+    # the site: a landing page and a page per executed notebook, showing its outputs
+    site = reports / "site"
+    assert (site / "index.html").is_file() and "02-b says 1" in (site / "02-b.html").read_text()
+    assert any(line.startswith("== the site: ") for line in lines)
+    # the store pruned to the runs the report reads: none here
+    assert not list((reports / "runs").iterdir())
+    assert "== removed 1 run record(s) no notebook of the report uses: 0123456789abcdef" in lines
+    index = (site / "index.html").stat().st_mtime_ns
     lines.clear()
     assert build() == [] and lines[-1] == "nothing is stale: the report matches the working tree"
-    write_notebook(nbs / "02-b.ipynb", "x = 1", "from mnist_report import paths\nprint(x + 1)")  # a changed cell
+    assert (site / "index.html").stat().st_mtime_ns == index  # nothing executed: the site is not rebuilt
+    write_notebook(nbs / "02-b.ipynb", "x = 1", "from mnist_report import paths\nprint('02-b says', x + 1)")
     lines.clear()
     assert build() == ["02-b"]
     assert "01-a: up to date" in lines[0] and "== 02-b: " in lines[1] and "02-b.ipynb changed" in lines[1]
+    assert "02-b says 2" in (site / "02-b.html").read_text()  # the site rebuilt with it
+
+
+@pytest.mark.slow
+def test_an_executed_notebook_records_the_runs_it_read(tmp_path, monkeypatch, raw):
+    """The run records a notebook reads are listed in its metrics and its recorded inputs: a record trained
+    again makes it stale, and pruning the store keeps it."""
+    from dataclasses import replace
+
+    from mnist_report.config import TrainConfig
+    from mnist_report.reporting import runner
+    from mnist_report.runs import store
+
+    nbs, reports = tmp_path / "notebooks", tmp_path / "reports"
+    nbs.mkdir()
+    monkeypatch.setenv(store.STORE_ENV, str(reports / "runs"))  # the report's store beside it, as make report's
+    config = TrainConfig(n_train=100, n_test=20, epochs=1)
+    used, unused = fake_run(reports / "runs", config, raw), fake_run(reports / "runs", replace(config, seed=1), raw)
+    nb = write_notebook(
+        nbs / "01-r.ipynb",
+        "output_dir = 'reports'",
+        "from mnist_report import data, runs\nfrom mnist_report.config import TrainConfig\n"
+        "from mnist_report.reporting.outputs import Outputs\n"
+        "(run,) = runs.get([TrainConfig(n_train=100, n_test=20, epochs=1)], data.load_raw())\n"
+        "Outputs(output_dir, '01-r').write_metrics({'accuracy': run.test_accuracy})",
+    )
+    runner.execute(nb, reports / "01-r.ipynb", {}, timeout=120)
+    hashes = {used: store.record_hash(store.read(reports / "runs" / used))}
+    assert json.loads((reports / "01-r.metrics.json").read_text())["records"] == hashes
+    assert json.loads((reports / "01-r.inputs.json").read_text())["runs"] == hashes
+    assert provenance.check(reports, nbs) == {"01-r": []}
+    assert runner.prune(reports) == [unused] and [p.name for p in (reports / "runs").iterdir()] == [used]
+    fake_run(reports / "runs", config, raw, seed_of_numbers=1)  # trained again, to other numbers
+    assert provenance.check(reports, nbs) == {"01-r": [f"run record {used} changed"]}
 
 
 def test_a_notebook_run_by_hand_never_writes_into_the_committed_report(monkeypatch, capsys):

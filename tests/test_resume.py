@@ -3,6 +3,7 @@ numbers as a run never interrupted."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -12,10 +13,11 @@ import dask
 import numpy as np
 import pytest
 
-from mnist_report import runs
+from mnist_report import data, runs
 from mnist_report.config import TrainConfig
-from mnist_report.modeling import train
-from mnist_report.runs import executor as fanout
+from mnist_report.modeling import resume, train
+from mnist_report.modeling.model import load_model, predict_proba
+from mnist_report.runs import executor, store
 
 # the better network: augmentation, dropout, batch normalisation and a learning-rate schedule, so that
 # every kind of state a resume must restore is there (narrow: the same layers and state, little arithmetic)
@@ -36,17 +38,21 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_loses_nothing(raw, tmp_path, pool):
-    whole = runs.run_seed(CONFIG, raw, tmp_path / "whole", pool)
-    root = tmp_path / "killed"
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(run=runs.run_seed(CONFIG, raw, root, pool)))
+def test_a_worker_killed_mid_run_loses_nothing(raw, tmp_path, pool, monkeypatch):
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "whole"))  # each call a store of its own: both train
+    (whole,) = runs.get([CONFIG], raw, scheduler=pool.address, print_fn=None)
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "killed"))
+    state = store.backup_dir(store.key(CONFIG, data.fingerprint(raw))) / "state.json"
+    assert not state.exists()  # the uninterrupted run's backup is removed once its record is written
+    lines, result = [], {}
+    thread = threading.Thread(
+        target=lambda: result.update(runs=runs.get([CONFIG], raw, scheduler=pool.address, print_fn=lines.append))
+    )
     thread.start()
-    state, killed_at, deadline = None, None, time.monotonic() + 300
+    killed_at, deadline = None, time.monotonic() + 300
     while killed_at is None and thread.is_alive() and time.monotonic() < deadline:
-        state = next(root.glob("*/seed-5/backup/state.json"), None)
         try:
-            epoch = json.loads(state.read_text())["epoch"] if state else 0
+            epoch = json.loads(state.read_text())["epoch"] if state.is_file() else 0
         except (OSError, ValueError):
             epoch = 0
         if epoch >= 1:  # killed mid-run, with three epochs of margin before the run would end
@@ -57,17 +63,20 @@ def test_a_worker_killed_mid_run_loses_nothing(raw, tmp_path, pool):
         time.sleep(0.02)
     thread.join(timeout=300)
     assert killed_at is not None, "the run ended before its worker was killed"
-    resumed = result["run"]  # Dask gave the task to another worker (its nanny restarts the killed one), which resumed
-    assert not resumed.cached and killed_at <= resumed.resumed_at < CONFIG.epochs
-    assert not (resumed.path / "backup").exists()  # removed once the run is whole
-    np.testing.assert_array_equal(resumed.test_proba, whole.test_proba)
-    np.testing.assert_array_equal(resumed.val_proba, whole.val_proba)
+    (resumed,) = result["runs"]  # Dask gave the task to another worker (its nanny restarts the killed one)
+    assert resumed.trained_now and resumed.path.parent == tmp_path / "killed"
+    (after,) = [int(n) for n in re.findall(r"resumed after epoch (\d+)", "\n".join(lines))]
+    assert killed_at <= after < CONFIG.epochs  # ... which resumed from the backup
+    assert not state.parent.exists()  # removed once the run is whole
+    for name in ("test_proba", "val_proba", "val_tta_proba", "y_val", "y_test"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name), err_msg=name)
     assert resumed.history == whole.history and len(resumed.history["loss"]) == CONFIG.epochs
-    # the killed worker's replacement runs as the local cluster's workers do (fanout.start's settings)
+    assert resumed.val_tta_proba.shape == (len(resumed.y_val), 10)  # the better network's: there to compare
+    # the killed worker's replacement runs as the local cluster's workers do (executor.start's settings)
     pool.client.wait_for_workers(2, timeout=120)
-    for key, value in fanout.QUIET.items():
+    for key, value in executor.QUIET.items():
         assert set(pool.client.run(dask.config.get, key).values()) == {value}, key
-    assert set(pool.client.run(os.environ.get, fanout.MALLOC_TRIM).values()) == {None}
+    assert set(pool.client.run(os.environ.get, executor.MALLOC_TRIM).values()) == {None}
 
 
 SEVEN = TrainConfig(epochs=2, batch_size=64, n_train=1000, n_test=500, seed=7)
@@ -89,10 +98,10 @@ def test_a_damaged_backup_means_training_from_the_start(small_splits, tmp_path, 
     with pytest.warns(UserWarning, match="cannot be restored.*training from the start"):
         again = train.train(SEVEN, small_splits, print_fn=None, backup_dir=backup)
     assert again.resumed_at == 0 and again.history == whole.history
-    np.testing.assert_array_equal(again.model.predict(small_splits.x_test, verbose=0),
-                                  whole.model.predict(small_splits.x_test, verbose=0))  # fmt: skip
-    assert sorted(os.listdir(backup)) == [
-        "epoch-2.weights.h5", "state.json"]  # fmt: skip
+    np.testing.assert_array_equal(
+        again.model.predict(small_splits.x_test, verbose=0), whole.model.predict(small_splits.x_test, verbose=0)
+    )
+    assert sorted(os.listdir(backup)) == ["epoch-2.weights.h5", "state.json"]
 
 
 @pytest.mark.slow
@@ -106,14 +115,16 @@ def test_a_backup_made_under_another_configuration_is_refused(small_splits, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [{"ema_momentum": 0.9}, {"cycles": 2, "label_smoothing": 0.1}],
-                         ids=["weight-average", "snapshots"])
+@pytest.mark.parametrize(
+    "options", [{"ema_momentum": 0.9}, {"cycles": 2, "label_smoothing": 0.1}], ids=["weight-average", "snapshots"]
+)
 def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_one(small_splits, tmp_path, options):
     """The optimizer's average of the weights, and the snapshots taken so far, are part of the backup; a backup
     of a finished run ends with the averaged weights, as ``model.fit`` ends."""
     epochs = 4 if options.get("cycles") else 2  # snapshots: two cycles of two epochs
-    config = TrainConfig(architecture="better", epochs=epochs, batch_size=64, seed=3, dense_units=16, conv_width=4,
-                         **options)
+    config = TrainConfig(
+        architecture="better", epochs=epochs, batch_size=64, seed=3, dense_units=16, conv_width=4, **options
+    )
     whole = train.train(config, small_splits, print_fn=None)
 
     class Killed(Exception):
@@ -130,15 +141,14 @@ def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_on
     with pytest.raises(Killed):
         backup_dir = tmp_path / "backup"
         model = train.build_model(config)
-        train.fit(model, small_splits, config, print_fn=None, backup_dir=backup_dir,
-                  callbacks=[KillInLastEpoch()])  # fmt: skip
+        train.fit(model, small_splits, config, print_fn=None, backup_dir=backup_dir, callbacks=[KillInLastEpoch()])
     resumed = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)
     finished = train.train(config, small_splits, print_fn=None, backup_dir=backup_dir)  # its backup: every epoch
     assert (resumed.resumed_at, finished.resumed_at) == (config.epochs - 1, config.epochs)
-    want = train.predict_proba(whole.model, small_splits.x_test)
+    want = predict_proba(whole.model, small_splits.x_test)
     for run in (resumed, finished):
         assert run.history == whole.history
-        np.testing.assert_array_equal(train.predict_proba(run.model, small_splits.x_test), want)
+        np.testing.assert_array_equal(predict_proba(run.model, small_splits.x_test), want)
         assert run.snapshots.keys() == whole.snapshots.keys()
         for k in whole.snapshots:
             if k != "snapshot_models":  # .keras bytes; the networks they hold are compared below
@@ -153,9 +163,31 @@ def test_a_run_resumed_with_its_average_or_snapshots_ends_as_an_uninterrupted_on
             for blob, proba in zip(run.snapshots["snapshot_models"], run.snapshots["snapshot_test_proba"], strict=True):
                 path = tmp_path / "member.keras"
                 path.write_bytes(blob)
-                got = train.predict_proba(train.load_model(path), small_splits.x_test)
+                got = predict_proba(load_model(path), small_splits.x_test)
                 np.testing.assert_allclose(got, proba, atol=1e-6)
     else:  # validation scored the average, and the final network is that average
         assert not whole.snapshots
-        final = float(np.mean(train.predict_proba(whole.model, small_splits.x_val).argmax(1) == small_splits.y_val))
+        final = float(np.mean(predict_proba(whole.model, small_splits.x_val).argmax(1) == small_splits.y_val))
         assert whole.history["val_accuracy"][-1] == pytest.approx(final, abs=1e-6)
+
+
+def test_patience_counts_the_epochs_since_the_best_validation_accuracy():
+    stopped = resume.PatienceStop.stopped
+    history = {"val_accuracy": [0.5, 0.7, 0.6, 0.65]}  # best at epoch 2, then two epochs without a better one
+    assert stopped(history, 2) and not stopped(history, 3)
+    assert stopped({"val_accuracy": [0.5, 0.7, 0.7]}, 1)  # an equal score is not a better one
+    assert not stopped(history, None) and not stopped({}, 1)  # no patience, or no epoch yet: never stopped
+
+
+@pytest.mark.slow
+def test_a_run_stopped_early_and_resumed_stops_where_it_did(small_splits, tmp_path):
+    """Early stopping is decided from the history the backup restores: a run resumed from the backup of a run
+    that stopped early trains no further epoch."""
+    config = TrainConfig(epochs=30, batch_size=64, n_train=1000, n_test=500, seed=0, learning_rate=0.003, patience=1)
+    whole = train.train(config, small_splits, print_fn=None, backup_dir=tmp_path / "backup")
+    assert len(whole.history["val_accuracy"]) < config.epochs  # it stopped
+    again = train.train(config, small_splits, print_fn=None, backup_dir=tmp_path / "backup")
+    assert again.resumed_at == len(whole.history["val_accuracy"]) and again.history == whole.history
+    np.testing.assert_array_equal(
+        predict_proba(again.model, small_splits.x_test), predict_proba(whole.model, small_splits.x_test)
+    )

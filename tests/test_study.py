@@ -31,16 +31,19 @@ def test_an_interval_needs_two_runs():
 # one further run: mean +- t(0.975, 2) * 0.0005 * sqrt(1 + 1/3) = mean +- 0.00248, by hand
 @pytest.mark.parametrize(
     ("accuracies", "position", "plausible"),
-    [([0.9920, 0.9925, 0.9930], "inside", True),  # 0.99002 .. 0.99498
-     ([0.9900, 0.9905, 0.9910], "above", True),  # 0.98802 .. 0.99298: above the mean's interval, not one run's
-     ([0.9950, 0.9955, 0.9960], "below", False)],  # 0.99302 .. 0.99798
-)  # fmt: skip
+    [
+        ([0.9920, 0.9925, 0.9930], "inside", True),  # 0.99002 .. 0.99498
+        ([0.9900, 0.9905, 0.9910], "above", True),  # 0.98802 .. 0.99298: above the mean's interval, not one run's
+        ([0.9950, 0.9955, 0.9960], "below", False),
+    ],  # 0.99302 .. 0.99798
+)
 def test_the_claim_is_placed_against_the_interval(accuracies, position, plausible):
     s = study.accuracy_summary(accuracies, n_test=10000)
     v = study.claim_position(s, 0.9925, accuracies)
     assert v["position"] == position
-    assert (s["prediction_low"], s["prediction_high"]) == pytest.approx((s["mean"] - 0.002484, s["mean"] + 0.002484),
-                                                                        abs=2e-6)
+    assert (s["prediction_low"], s["prediction_high"]) == pytest.approx(
+        (s["mean"] - 0.002484, s["mean"] + 0.002484), abs=2e-6
+    )
     assert v["one_run_plausible"] is plausible
     assert v["runs_reaching_claim"] == sum(a >= 0.9925 for a in accuracies)
 
@@ -126,8 +129,8 @@ def test_a_temperature_needs_validation_images():
 
 
 CALIBRATION_ROWS = [
-    {"temperature": 1.5, "ECE before": 0.02, "ECE after": 0.01, "NLL before": 0.05, "NLL after": 0.04},
-    {"temperature": 1.3, "ECE before": 0.01, "ECE after": 0.012, "NLL before": 0.04, "NLL after": 0.035},
+    {"temperature": 1.5, "ece_before": 0.02, "ece_after": 0.01, "nll_before": 0.05, "nll_after": 0.04},
+    {"temperature": 1.3, "ece_before": 0.01, "ece_after": 0.012, "nll_before": 0.04, "nll_after": 0.035},
 ]
 
 
@@ -139,6 +142,30 @@ def test_calibration_summary_means_and_counts():
     assert (s["runs_temperature_above_one"], s["runs_ece_lower"], s["about_calibrated"]) == (2, 1, False)
     near = [{**r, "temperature": t} for r, t in zip(CALIBRATION_ROWS, (1.01, 0.99), strict=True)]
     assert study.calibration_summary(near)["about_calibrated"] is True
+    assert study.calibration_summary([{**r, "temperature": 0.8} for r in CALIBRATION_ROWS])["about_calibrated"] is False
+
+
+def test_calibration_summary_of_real_rows():
+    """The rows a notebook builds from a run: its fitted temperature, ECE and NLL before and after scaling."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, size=(5000, 10))
+    calibrated = np.exp(logits / 2)  # the labels drawn at temperature 2: the probabilities at 1 are over-confident
+    calibrated /= calibrated.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(10, p=p) for p in calibrated])
+    proba = np.exp(logits - logits.max(1, keepdims=True))
+    proba /= proba.sum(1, keepdims=True)
+    t = study.fit_temperature(y, proba)
+    scaled = study.apply_temperature(proba, t)
+    row = {
+        "temperature": t,
+        "ece_before": study.expected_calibration_error(y, proba),
+        "ece_after": study.expected_calibration_error(y, scaled),
+        "nll_before": study.cross_entropy(y, proba),
+        "nll_after": study.cross_entropy(y, scaled),
+    }
+    s = study.calibration_summary([row, row])
+    assert s["mean_temperature"] > 1 and s["runs_temperature_above_one"] == 2 and s["runs_ece_lower"] == 2
+    assert s["mean_nll_after"] < s["mean_nll_before"] and s["mean_ece_after"] < s["mean_ece_before"]
 
 
 def test_a_temperature_at_the_edge_of_its_range_is_flagged():
@@ -150,8 +177,13 @@ def test_a_temperature_at_the_edge_of_its_range_is_flagged():
 
 @pytest.mark.parametrize(
     ("n_seeds", "first_seed", "message"),
-    [(1, 0, "n_seeds must be an integer >= 2"), (2.5, 0, "n_seeds must be an integer"),
-     (True, 0, "n_seeds must be an integer"), (3, -1, "first_seed must be in"), (2, 2**32 - 1, "first_seed")],
+    [
+        (1, 0, "n_seeds must be an integer >= 2"),
+        (2.5, 0, "n_seeds must be an integer"),
+        (True, 0, "n_seeds must be an integer"),
+        (3, -1, "first_seed must be in"),
+        (2, 2**32 - 1, "first_seed"),
+    ],
 )
 def test_seed_list_refuses_bad_values(n_seeds, first_seed, message):
     with pytest.raises(ValueError, match=message):

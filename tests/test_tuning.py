@@ -6,10 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mnist_report import data
+from mnist_report import data, runs
 from mnist_report.analysis import tuning
 from mnist_report.config import TrainConfig
 from mnist_report.modeling import train
+from mnist_report.runs import store, task
 
 BASE = TrainConfig(n_train=1000, n_test=500)
 
@@ -27,39 +28,56 @@ def test_the_oracle_draws_the_same_trials_for_the_same_seed_and_others_for_anoth
 
 
 @pytest.mark.slow
-def test_a_tiny_search_reports_trials_best_first_and_resumes(raw, tmp_path, pool):
+def test_a_tiny_search_reports_trials_best_first_and_reads_them_back(raw, tmp_path, pool, monkeypatch):
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "runs"))  # a store of its own: its trials train here
     lines = []
-    rows = tuning.search(BASE, raw, max_trials=2, max_epochs=1, cache_root=tmp_path, executor=pool,
-                         print_fn=lines.append)  # fmt: skip
-    assert len(rows) == 2 and len(lines) == 3 and all("best val_accuracy" in line for line in lines[1:])
+    rows = tuning.search(BASE, raw, max_trials=2, max_epochs=1, scheduler=pool.address, print_fn=lines.append)
+    assert len(rows) == 2 and len(lines) == 3 and lines[0].startswith("training 2 of 2 run(s) on ")
+    assert all("best val_accuracy" in line and "learning_rate" in line for line in lines[1:])
+    assert {line.split(":")[0].split("] ")[1] for line in lines[1:]} == {"trial 1/2", "trial 2/2"}
     assert rows[0]["val_accuracy"] >= rows[1]["val_accuracy"] and {r["trial"] for r in rows} == {1, 2}
+    configs = tuning.trial_configs(BASE, 2, 1)
     for row in rows:
         assert set(tuning.SPACE) <= set(row) and row["best_epoch"] == 1
-    # a second call reads the finished trials back, training nothing
-    again = tuning.search(BASE, raw, max_trials=2, max_epochs=1, cache_root=tmp_path, executor=pool,
-                          print_fn=lines.append)  # fmt: skip
-    assert not any(r["cached"] for r in rows) and all(r["cached"] for r in again)
-    assert [{**r, "cached": True} for r in rows] == again and "2 of them cached" in lines[3]
+        config = configs[row["trial"] - 1]
+        assert {k: row[k] for k in tuning.SPACE} == {k: getattr(config, k) for k in tuning.SPACE}
+        # each trial is an ordinary stored run, scored without the test images
+        record = store.read(tmp_path / "runs" / store.key(config, data.fingerprint(raw), test=False), config)
+        assert record.history["val_accuracy"][0] == row["val_accuracy"] and len(record.test_proba) == 0
+
+    # a second call reads the finished trials back from the store, training nothing
+    def refuse(*args, **kwargs):
+        raise AssertionError("a trial was trained again")
+
+    monkeypatch.setattr(runs, "_train", refuse)
+    again = tuning.search(BASE, raw, max_trials=2, max_epochs=1, scheduler=pool.address, print_fn=lines.append)
+    assert again == rows and len(lines) == 3  # nothing trained, so nothing said
 
 
-def test_the_search_needs_a_validation_split(raw, tmp_path):
+def test_the_search_needs_a_validation_split_and_whole_counts(raw):
     with pytest.raises(ValueError, match="validation_fraction must be > 0"):
-        tuning.search(dataclasses.replace(BASE, validation_fraction=0.0), raw, 1, 1, tmp_path, None)
-    with pytest.raises(ValueError, match="max_trials must be an integer >= 1"):
-        tuning.search(BASE, raw, 0, 1, tmp_path, None)
+        tuning.search(dataclasses.replace(BASE, validation_fraction=0.0), raw, 1, 1)
+    for args, message in [
+        ((0, 1), "max_trials must be an integer >= 1; got 0"),
+        ((2, 0), "max_epochs must be an integer >= 1; got 0"),
+        ((True, 1), "max_trials must be an integer >= 1; got True"),
+        ((2, 1.5), "max_epochs must be an integer >= 1; got 1.5"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            tuning.search(BASE, raw, *args)
 
 
 @pytest.mark.slow
 def test_a_trial_never_looks_at_the_test_images(raw, monkeypatch):
     (config,) = tuning.trial_configs(dataclasses.replace(BASE, n_train=600), 1, 2)
     fingerprint = data.fingerprint(raw)
-    clean = train.run_task(config, fingerprint, None, test=False)
+    clean = task.run_task(config, fingerprint, None, test=False)
+    assert set(clean) == {"history", "epoch_seconds", "resumed_at", "trained_on"}  # no prediction, no network
     poisoned = dataclasses.replace(raw, x_test=np.full_like(raw.x_test, 255), y_test=np.zeros_like(raw.y_test))
-    monkeypatch.setitem(train._WORKER_DATA, fingerprint, poisoned)
-    again = train.run_task(config, fingerprint, None, test=False)
-    assert again["test_proba"].shape == (0, 10) and len(again["y_test"]) == 0
-    assert again["history"] == clean["history"]
-    np.testing.assert_array_equal(again["val_proba"], clean["val_proba"])
+    monkeypatch.setitem(task._DATA, fingerprint, poisoned)
+    assert task._data(fingerprint) is poisoned  # what the worker trains from now
+    again = task.run_task(config, fingerprint, None, test=False)
+    assert again["history"] == clean["history"] and len(again["history"]["val_accuracy"]) == 2
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnist_report.analysis import compare, study, verdicts
+from mnist_report.analysis import compare, label_errors, recipe, study, verdicts
 from mnist_report.analysis import evaluate as E
 
 
@@ -18,29 +18,74 @@ def test_one_run_claims():
     y_pred = np.array([9] * 4 + [4] * 2 + [4] * 2 + [8] * 3 + [3] * 1 + [1] * 1 + [0] * 27)
     claims = E.check_claims(E.evaluate(y_true, _proba(y_pred)))
     accuracy = verdicts.accuracy_claim(claims)
-    assert accuracy.startswith("Test accuracy 72.50% on 40 images (11 errors) does not reach the claimed 99.25%")
-    assert "outside two standard errors" in accuracy
-    pairs = verdicts.pairs_claim(claims)
-    assert "holds for this run" in pairs and "4<->9 (6 errors, rank 1), 3<->8 (4 errors, rank 2)" in pairs
+    # 29 of 40 right: 26.75 points (10.7 images) short; s.e. sqrt(0.725 * 0.275 / 40) = 7.06 points
+    assert accuracy.startswith(
+        "Test accuracy 72.50% (11 errors in 40) falls short of the claimed 99.25% by 26.75 "
+        "points (11 image(s)), beyond one run's noise (binomial s.e. 7.06 points)."
+    )
+    assert accuracy.endswith("One run is one sample: notebook 02 measures the spread of single runs.")
+    assert verdicts.pairs_claim(claims) == (
+        "4<->9 and 3<->8 are the most common confusions in this run (ranks 1 "
+        "and 2); the top pairs are 4<->9 (6), 3<->8 (4)."
+    )
 
     y_true = np.array([2] * 5 + [7] * 995 + [4, 3])
     y_pred = np.array([7] * 5 + [7] * 995 + [9, 8])
-    pairs = verdicts.pairs_claim(E.check_claims(E.evaluate(y_true, _proba(y_pred))))
-    assert "does not hold" in pairs and "are 2<->7 (5)" in pairs
+    # 2<->7 leads with 5; 3<->8 and 4<->9 tie at 1, sharing rank 2
+    assert verdicts.pairs_claim(E.check_claims(E.evaluate(y_true, _proba(y_pred)))) == (
+        "4<->9 and 3<->8 are not the most common confusions in this run (ranks 2 and 2); the top pairs are "
+        "2<->7 (5), 3<->8 (1), 4<->9 (1)."
+    )
 
 
 @pytest.mark.parametrize(
-    ("accuracies", "position", "meaning", "reaching", "plausible"),
-    [([0.9920, 0.9925, 0.9930], "inside", "consistent with the claim", 2, "plausible"),
-     ([0.9900, 0.9905, 0.9910], "above", "mean accuracy is lower than claimed", 0, "plausible"),
-     ([0.9950, 0.9955, 0.9960], "below", "mean accuracy is higher than claimed", 3, "not plausible")],
-)  # fmt: skip
-def test_seed_accuracy_places_the_claim(accuracies, position, meaning, reaching, plausible):
+    ("accuracy", "text"),
+    [
+        # 1 image short of 99.25% on 10,000; s.e. sqrt(0.9924 * 0.0076 / 1e4) = 0.087 points: inside two of them
+        (
+            0.9924,
+            "falls short of the claimed 99.25% by 0.01 points (1 image(s)), within one run's noise (binomial s.e. "
+            "0.09 points)",
+        ),
+        # 25 images short; s.e. sqrt(0.99 * 0.01 / 1e4) = 0.099 points: 0.25 is beyond two of them
+        (
+            0.9900,
+            "falls short of the claimed 99.25% by 0.25 points (25 image(s)), beyond one run's noise (binomial s.e. "
+            "0.10 points)",
+        ),
+        (0.9930, "reaches the claimed 99.25% (+0.05 points, 5 image(s))"),
+        (0.9925, "reaches the claimed 99.25% (+0.00 points, 0 image(s))"),
+    ],
+)
+def test_shortfall_measures_against_one_runs_noise(accuracy, text):
+    assert verdicts.shortfall(accuracy, 0.9925, 10_000, E.binomial_se(accuracy, 10_000)) == text
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "where", "reaching", "plausible"),
+    [
+        ([0.9920, 0.9925, 0.9930], "inside it: no evidence that the mean differs from the claim", 2, "plausible"),
+        ([0.9900, 0.9905, 0.9910], "above it: the configuration's mean is lower than the claim", 0, "plausible"),
+        ([0.9950, 0.9955, 0.9960], "below it: the configuration's mean is higher than the claim", 3, "not plausible"),
+    ],
+)
+def test_seed_accuracy_places_the_claim(accuracies, where, reaching, plausible):
     s = study.accuracy_summary(accuracies, n_test=10000)
     text = verdicts.seed_accuracy(s, study.claim_position(s, 0.9925, accuracies))
-    assert f"the claimed 99.25% is **{position}** it: " in text and meaning in text
-    assert f"{reaching} of 3 runs reach 99.25%" in text
-    assert f"a single run reporting 99.25% is {plausible}" in text
+    assert text.startswith(
+        f"**A single run:** {reaching} of 3 runs reach 99.25%, and a further run is expected "
+        f"between {s['prediction_low']:.2%} and {s['prediction_high']:.2%} (95% prediction "
+        f"interval), so one run reporting 99.25% is {plausible}."
+    )
+    assert f"**The mean:** {s['mean']:.2%} (95% confidence interval {s['ci_low']:.2%} to {s['ci_high']:.2%})" in text
+    assert text.endswith(f"the claim is {where}.")
+
+
+def test_seed_accuracy_by_hand():
+    # mean 99.25%, std 0.05 points; t(0.975, 2) = 4.303: the mean's interval +- 0.124, one run's +- 0.248 points
+    s = study.accuracy_summary([0.9920, 0.9925, 0.9930], n_test=10000)
+    text = verdicts.seed_accuracy(s, study.claim_position(s, 0.9925, [0.9920, 0.9925, 0.9930]))
+    assert "between 99.00% and 99.50%" in text and "interval 99.13% to 99.37%" in text
 
 
 def test_pairs_across_seeds_names_the_runs_and_ranks():
@@ -50,34 +95,51 @@ def test_pairs_across_seeds_names_the_runs_and_ranks():
             m[a, b] = n
         return m
 
+    # run 1: 3<->8 6, 4<->9 5, 2<->7 4 (holds); run 2: 3<->8 ties 2<->7 at 4 (does not). Summed: 10, 10, 8
     r = study.pairs_across_seeds([cm({(4, 9): 5, (3, 8): 6, (2, 7): 4}), cm({(4, 9): 5, (3, 8): 4, (2, 7): 4})])
-    text = verdicts.pairs_across_seeds(r)
-    assert "in 1 of 2 runs" in text and "4<->9: 2, 1; 3<->8: 1, 2" in text and "the claim holds (ranks 1 and 1)" in text
+    assert verdicts.pairs_across_seeds(r) == (
+        "4<->9 and 3<->8 are the two most common confusions in 1 of 2 runs; summed over the runs they rank 1 and 1."
+    )
 
 
 def test_calibration_sentence():
-    rows = [{"temperature": 1.5, "ECE before": 0.02, "ECE after": 0.01, "NLL before": 0.05, "NLL after": 0.04},
-            {"temperature": 1.3, "ECE before": 0.01, "ECE after": 0.012, "NLL before": 0.04, "NLL after": 0.035}]
-    text = verdicts.calibration(study.calibration_summary(rows))
-    assert "over-confident" in text and "1.40" in text and "1.50%" in text and "1.10%" in text
-    assert "lower in 1 of 2 runs" in text and "above 1 in 2 of 2 runs" in text
+    rows = [
+        {"temperature": 1.5, "ece_before": 0.02, "ece_after": 0.01, "nll_before": 0.05, "nll_after": 0.04},
+        {"temperature": 1.3, "ece_before": 0.01, "ece_after": 0.012, "nll_before": 0.04, "nll_after": 0.035},
+    ]
+    assert verdicts.calibration(study.calibration_summary(rows)) == (
+        "The network is over-confident (mean temperature 1.40); temperature scaling takes the expected calibration "
+        "error from 1.50% to 1.10%."
+    )
     under = [{**r, "temperature": 0.7} for r in rows]
-    assert "under-confident" in verdicts.calibration(study.calibration_summary(under))
+    assert "is under-confident (mean temperature 0.70)" in verdicts.calibration(study.calibration_summary(under))
     near = [{**r, "temperature": t} for r, t in zip(rows, (1.01, 0.99), strict=True)]
-    assert "about calibrated" in verdicts.calibration(study.calibration_summary(near))
+    assert "is about calibrated" in verdicts.calibration(study.calibration_summary(near))
 
 
 def test_paired_difference_sentences():
     base = [0.990, 0.991, 0.992, 0.993]
+    # differences 5, 4, 6, 5 (x 1e-4): mean 0.05 points, t(0.975, 3) * 0.0816e-4 * 1e4 / 2 = +- 0.013 points
     r = study.paired_difference(base, [0.9905, 0.9914, 0.9926, 0.9935], ("float32", "bf16"))
-    text = verdicts.paired_difference(r)
-    assert text.startswith("Over the same 4 seeds, bf16 minus float32 test accuracy is +0.050 points")
-    assert "bf16 **raises**" in text and "**within seed noise**" in text
+    assert verdicts.paired_difference(r) == (
+        "bf16 minus float32: +0.05 points on average over 4 seeds (95% interval "
+        "+0.04 points to +0.06 points, p = 0.0012): bf16 raises test accuracy."
+    )
+    lower = study.paired_difference(
+        base, [a - 5e-4 - 1e-4 * s for a, s in zip(base, (1, -1, 1, -1), strict=True)], ("float32", "bf16")
+    )
+    assert verdicts.paired_difference(lower).endswith("): bf16 lowers test accuracy.")
     same = study.paired_difference(base, [a + 1e-4 * s for a, s in zip(base, (1, -1, 1, -1), strict=True)])
-    assert "interval contains zero" in verdicts.paired_difference(same)
+    assert same["ci_low"] < 0 < same["ci_high"]
+    text = verdicts.paired_difference(same)
+    assert text.endswith("(95% interval -0.02 points to +0.02 points, p = 1): no evidence of a difference.")
+    assert "no difference" not in text.replace("no evidence of a difference", "")  # never "no difference"
     wide = study.paired_difference(base, [a + 2e-3 * s for a, s in zip(base, (1, -1, 1, -1), strict=True)])
-    assert "cannot be ruled out" in verdicts.paired_difference(wide)
-    assert "cannot be judged" in verdicts.paired_difference(study.paired_difference(base, [a + 1e-3 for a in base]))
+    assert verdicts.paired_difference(wide).endswith(": no evidence of a difference.")
+    constant = verdicts.paired_difference(study.paired_difference(base, [a + 1e-3 for a in base], ("a", "b")))
+    assert constant == (
+        "b minus a: +0.10 points on average over 4 seeds, the same in every run (no interval can be formed)."
+    )
 
 
 def test_mcnemar_sentence():
@@ -86,66 +148,153 @@ def test_mcnemar_sentence():
     a[:3] = 1
     b[3:13] = 1
     a[13:15] = b[13:15] = 1
-    text = verdicts.mcnemar(compare.mcnemar_test(y, a, b, ("A", "B")))
-    assert text.startswith("On the same 100 test images, 10 are right for A only and 3 for B only (85 right for "
-                           "both, 2 wrong for both)")  # fmt: skip
-    assert text.endswith("no difference at the 5% level.")
+    # 10 against 3 discordant images: exact p = P(binomial(13, 1/2) <= 3) * 2 = 0.092
+    assert verdicts.mcnemar(compare.mcnemar_test(y, a, b, ("A", "B"))) == (
+        "10 images right for A only, 3 for B only (exact p = 0.092): no evidence of a difference at the 5% level."
+    )
     y = np.zeros(1000, dtype=int)
     a, b = y.copy(), y.copy()
     b[:60] = 1
     a[60:80] = 1
-    assert verdicts.mcnemar(compare.mcnemar_test(y, a, b, ("A", "B"))).endswith("A is better at the 5% level.")
+    assert verdicts.mcnemar(compare.mcnemar_test(y, a, b, ("A", "B"))).endswith(": A is better at the 5% level.")
+    assert verdicts.mcnemar(compare.mcnemar_test(y, b, a, ("A", "B"))).endswith(": B is better at the 5% level.")
+    tie = verdicts.mcnemar(compare.mcnemar_test(y[:4], np.array([1, 0, 0, 0]), np.array([0, 1, 0, 0]), ("A", "B")))
+    assert tie == "1 images right for A only, 1 for B only (exact p = 1): no evidence of a difference at the 5% level."
 
 
-def test_goals_say_whether_each_is_met():
+def test_final_networks():
     s = study.accuracy_summary([0.9966, 0.9968, 0.9970], n_test=10000)
-    text = verdicts.final_goals(s, 0.9974, 3)
-    assert "99.68%" in text and "99.70% is **not met (the floor of 99.65% is met)**" in text
-    assert "99.75% is **not met**" in text
-    high = verdicts.final_goals(study.accuracy_summary([0.9971, 0.9973], 10000), 0.9976, 2)
-    assert "99.70% is **met**" in high and "99.75% is **met**" in high
-    low = verdicts.final_goals(study.accuracy_summary([0.9960, 0.9962], 10000), 0.9970, 2)
-    assert "nor is the floor of 99.65%" in low
+    # std 0.02 points; t(0.975, 2) = 4.303: the mean 99.68% +- 0.0497 points
+    assert verdicts.final_networks(s, 0.9974, 3) == (
+        "Final network: 99.68% +- 0.02% over 3 seeds (95% interval of the mean 99.63% to 99.73%); the ensemble of "
+        "the 3 runs: 99.74% (one ensemble, one number)."
+    )
 
 
-def test_the_recipe_choice_names_the_rule_the_winner_and_the_noise():
-    rows = [{"candidate": "base", "seeds": [0, 1], "mean": 0.9950, "spread": 0.0010, "tta_mean": 0.9948},
-            {"candidate": "EMA", "seeds": [0, 1], "mean": 0.9955, "spread": 0.0005, "tta_mean": 0.9960}]
-    choice = {"candidate": "EMA", "mean": 0.9955, "tta": True, "tta_mean": 0.9960, "base": "base", "base_mean": 0.9950}
-    text = verdicts.recipe_choice(choice, rows, 6000)
-    assert "Chosen: **EMA**, at 99.55% on the 6,000 validation images (+0.05 points against base)" in text
-    assert "raises its mean from 99.55% to 99.60%) is **kept**" in text
-    assert "One validation image is 0.017 points" in text and "differ by up to 0.10 points" in text
+def _row(variant, mean, spread):
+    return {"variant": variant, "mean": mean, "spread": spread}
 
 
-def test_the_time_goal_is_judged_only_from_an_empty_cache():
-    assert verdicts.notebook_time(3000, 10, 0).endswith("is **met**.")
-    assert verdicts.notebook_time(4000, 10, 0).endswith("is **not met**.")
-    assert "with runs read from the cache, so it is not judged here" in verdicts.notebook_time(100, 10, 3)
-    assert "on a subset of the images" in verdicts.notebook_time(100, 10, 0, full_size=False)
+def test_ablation_weighs_each_part_against_the_spread_between_seeds():
+    rows = [
+        _row("full recipe", 0.9950, 0.0010),
+        _row("without augmentation", 0.9900, 0.0004),
+        _row("without weight average", 0.9948, 0.0006),
+    ]
+    for r in rows:
+        r["difference"] = r["mean"] - rows[0]["mean"]
+    # the largest spread 0.10 points; one of 6,000 validation images 0.017 points: only -0.50 points is clear
+    assert verdicts.ablation(rows, 6000) == (
+        "Against the full recipe's mean validation accuracy (99.50%): without augmentation -0.50 points; without "
+        "weight average -0.02 points. One validation image is 0.017 points and the seeds of one variant differ by "
+        "up to 0.10 points. Only without augmentation moves it by more than the spread between seeds."
+    )
+    rows[1] = {**rows[1], "mean": 0.9945, "difference": -0.0005}
+    assert verdicts.ablation(rows, 6000).endswith(
+        "None of these moves it by more than the spread between seeds: no evidence that any one part matters on its "
+        "own."
+    )
+
+
+def test_ablation_reads_the_variant_table():
+    """The table ``recipe.variant_table`` makes is what ``verdicts.ablation`` reads."""
+    from pathlib import Path
+
+    from mnist_report.config import TrainConfig
+    from mnist_report.runs.store import Run
+
+    y = np.arange(10)
+
+    def run(seed, wrong):
+        pred = y.copy()
+        pred[:wrong] = (pred[:wrong] + 1) % 10
+        return Run(
+            config=TrainConfig(architecture="better", seed=seed),
+            key=str(seed),
+            path=Path("."),
+            history={},
+            epoch_seconds=[1.0],
+            trained_on={},
+            arrays={"y_val": y, "val_proba": _proba(pred)},
+        )
+
+    rows = recipe.variant_table({"full recipe": [run(0, 0), run(1, 1)], "without augmentation": [run(0, 5), run(1, 5)]})
+    text = verdicts.ablation(rows, 10)  # means 95% and 50%, a spread of 10 points; one image is 10 points
+    assert text.startswith(
+        "Against the full recipe's mean validation accuracy (95.00%): without augmentation -45.00 points."
+    )
+    assert text.endswith("Only without augmentation moves it by more than the spread between seeds.")
+
+
+def test_tta_is_kept_only_if_it_raises_the_mean():
+    assert verdicts.tta_choice(0.9950, 0.9960) == (
+        "Test-time augmentation raises the full recipe's mean validation "
+        "accuracy (99.50% -> 99.60%), so it is kept for the final networks."
+    )
+    assert verdicts.tta_choice(0.9950, 0.9950).endswith(
+        "does not raise the full recipe's mean validation accuracy "
+        "(99.50% -> 99.50%), so it is left out for the final networks."
+    )
+    assert "does not raise" in verdicts.tta_choice(0.9950, 0.9940)
+
+
+def test_snapshot_alternative():
+    assert verdicts.snapshot_alternative(0.9972, 5, 0.9968, 4, 0.9961) == (
+        "One run with 4 restarts of its schedule, its snapshots averaged: 99.68% (one run; its last snapshot alone "
+        "99.61%), against 99.72% for the ensemble of 5 seeds at 5 times the training (both without test-time "
+        "augmentation)."
+    )
 
 
 def test_parameter_count_and_hard_core():
-    assert verdicts.parameter_count(225_034, 225_034).endswith("which matches the stated 225,034")
+    assert verdicts.parameter_count(225_034, 225_034) == (
+        "trainable parameters: 225,034, which matches the stated 225,034"
+    )
     assert "does NOT match" in verdicts.parameter_count(1, 225_034)
-    assert verdicts.hard_core(3, 10, 7, 9, 40) == ("3 test images are misclassified by all 10 runs and 7 by at "
-                                                    "least 9; 40 by at least one.")  # fmt: skip
+    assert verdicts.hard_core(3, 10, 7, 9, 40) == (
+        "3 test images are misclassified by all 10 runs and 7 by at least 9; 40 by at least one."
+    )
 
 
-def test_label_noise_sentences():
+def test_label_noise_across_seeds():
     summary = study.accuracy_summary([0.9910, 0.9920], n_test=10000)
     clean = study.accuracy_summary([0.9918, 0.9926], n_test=9985)
-    noise = {"listed": 15, "in_hard_core": 10, "wrong_by_all": 8, "n_standing": 9985,
-             "accuracy_where_labels_stand": clean}
-    text = verdicts.label_noise_across_seeds(noise, summary, n_core=25, min_runs=1)
-    assert text.startswith("Of the 15 test images whose labels reviewers rejected, 10 are among the 25 images that at "
-                           "least 1 of 2 runs get wrong, and 8 are wrong in every run.")  # fmt: skip
-    assert "the mean accuracy over seeds is 99.22% +- 0.06%, against 99.15% on all of them" in text
-    assert text.endswith("(a difference of +0.07 points).")
-    assert "None of the" in verdicts.label_noise_across_seeds({**noise, "listed": 0}, summary, 25, 1)
-    row = {"n": 9985, "accuracy": 0.9971, "n_errors": 29, "errors_on_listed_images": 12, "accuracy_all": 0.9959,
-           "n_errors_all": 41}
-    remaining = verdicts.label_noise_remaining({"listed": 15, "networks": {"ensemble": row}, "better_runs": 5,
-                                                "better_mean_where_labels_stand": 0.9968})  # fmt: skip
-    assert "ensemble: 12 of its 41 errors are on them, and it scores 99.71% on the 9,985 images" in remaining
-    assert remaining.endswith("Over its 5 seeds the final network averages 99.68% on the images whose labels stand.")
+    noise = {
+        "listed": 15,
+        "in_hard_core": 10,
+        "wrong_by_all": 8,
+        "n_standing": 9985,
+        "accuracy_where_labels_stand": clean,
+    }
+    assert verdicts.label_noise_across_seeds(noise, summary, n_core=25, min_runs=1) == (
+        "10 of the 15 images with rejected labels are among the 25 that at least 1 runs get wrong. Where labels "
+        "stand, the mean accuracy is 99.22% (+0.07 points against all images)."
+    )
+    assert verdicts.label_noise_across_seeds({**noise, "listed": 0}, summary, 25, 1).startswith("None of the")
+
+
+def _listed(indices, given):
+    given = np.array(given)
+    return label_errors.LabelErrors(
+        indices=np.array(indices),
+        given=given,
+        proposed=(given + 1) % 10,
+        votes=[[0, 5]] * len(indices),
+        source="a test",
+    )
+
+
+def test_label_noise_remaining_says_whether_the_order_changes():
+    y = np.arange(100) % 10
+    errors = _listed([0, 1, 2], y[[0, 1, 2]])
+    a, b = y.copy(), y.copy()
+    a[[0, 1, 2]] = 9  # a: 3 errors, all on listed images
+    b[[51, 52]] = 0  # b: 2 errors, where labels stand
+    changed = label_errors.by_network(y, {"a": a, "b": b}, errors, runs=[a, b])
+    assert verdicts.label_noise_remaining(changed) == (
+        "On the 97 images whose labels stand the order of the networks changes (a > b); final network over its 2 "
+        f"seeds: {np.mean([1.0, 1 - 2 / 97]):.2%}."
+    )
+    kept = label_errors.by_network(y, {"b": b, "a": y}, errors, runs=[b])
+    assert "the order of the networks does not change (a > b)" in verdicts.label_noise_remaining(kept)
+    assert verdicts.label_noise_remaining({**kept, "listed": 0}).startswith("None of the images with rejected labels")

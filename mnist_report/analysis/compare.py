@@ -17,14 +17,27 @@ def mcnemar_test(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, nam
     """
     y_true, pred_a, pred_b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
     if not (y_true.shape == pred_a.shape == pred_b.shape) or y_true.ndim != 1:
-        raise ValueError(f"labels and predictions must be 1-D and the same length; got "
-                         f"{y_true.shape}, {pred_a.shape}, {pred_b.shape}")  # fmt: skip
+        raise ValueError(
+            f"labels and predictions must be 1-D and the same length; got "
+            f"{y_true.shape}, {pred_a.shape}, {pred_b.shape}"
+        )
     a_right, b_right = pred_a == y_true, pred_b == y_true
-    table = np.array([[np.sum(a_right & b_right), np.sum(a_right & ~b_right)],
-                      [np.sum(~a_right & b_right), np.sum(~a_right & ~b_right)]])  # fmt: skip
+    table = np.array(
+        [
+            [np.sum(a_right & b_right), np.sum(a_right & ~b_right)],
+            [np.sum(~a_right & b_right), np.sum(~a_right & ~b_right)],
+        ]
+    )
     result = mcnemar(table, exact=True)
-    return {"table": table.tolist(), "a_only": int(table[0, 1]), "b_only": int(table[1, 0]), "exact": True,
-            "p_value": float(result.pvalue), "statistic": float(result.statistic), "names": list(names)}  # fmt: skip
+    return {
+        "table": table.tolist(),
+        "a_only": int(table[0, 1]),
+        "b_only": int(table[1, 0]),
+        "exact": True,
+        "p_value": float(result.pvalue),
+        "statistic": float(result.statistic),
+        "names": list(names),
+    }
 
 
 def ensemble(probas: Sequence[np.ndarray]) -> np.ndarray:

@@ -172,6 +172,9 @@ def check_claims(
         "claimed_pair_counts": claim["counts"],
         "pairs_claim_holds": claim["holds"],
         # the pairs ranked 1 to len(claimed_pairs); equal counts share a rank, so there may be more
-        "top_pairs": [{"pair": r["pair"], "count": r["count"], "rank": r["rank"]}
-                      for r in ev.undirected_pairs if r["rank"] <= len(claimed_pairs)],
+        "top_pairs": [
+            {"pair": r["pair"], "count": r["count"], "rank": r["rank"]}
+            for r in ev.undirected_pairs
+            if r["rank"] <= len(claimed_pairs)
+        ],
     }

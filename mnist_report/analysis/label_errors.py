@@ -53,8 +53,10 @@ def load(y_test: np.ndarray, path: str | Path = PATH, sha256: str | None = SHA25
         raise DataError(f"{shown(path)} is missing: it ships with the project (git checkout -- {shown(path)})")
     content = path.read_bytes()
     if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
-        raise DataError(f"{shown(path)} does not match its SHA-256 ({sha256[:12]}...): it was changed; "
-                        f"restore it with git checkout -- {shown(path)}")  # fmt: skip
+        raise DataError(
+            f"{shown(path)} does not match its SHA-256 ({sha256[:12]}...): it was changed; "
+            f"restore it with git checkout -- {shown(path)}"
+        )
     doc = json.loads(content)
     rows = doc["errors"]
     out = LabelErrors(
@@ -70,8 +72,10 @@ def load(y_test: np.ndarray, path: str | Path = PATH, sha256: str | None = SHA25
         raise DataError(f"{shown(path)}: indices must be distinct and non-negative")
     wrong = out.indices[seen][y_test[out.indices[seen]] != out.given[seen]]
     if len(wrong):
-        raise DataError(f"{shown(path)}: the given label of test image(s) {wrong.tolist()} is not the one in the "
-                        "verified test labels: the list does not belong to this test set")  # fmt: skip
+        raise DataError(
+            f"{shown(path)}: the given label of test image(s) {wrong.tolist()} is not the one in the "
+            "verified test labels: the list does not belong to this test set"
+        )
     return out
 
 
@@ -114,8 +118,9 @@ def across_seeds(y_true: np.ndarray, preds: np.ndarray, errors: LabelErrors, har
     }
 
 
-def by_network(y_true: np.ndarray, predictions: dict[str, np.ndarray], errors: LabelErrors,
-               runs: list[np.ndarray]) -> dict:  # fmt: skip
+def by_network(
+    y_true: np.ndarray, predictions: dict[str, np.ndarray], errors: LabelErrors, runs: list[np.ndarray]
+) -> dict:
     """Each named network's predictions against the listed images, beside its accuracy on all images,
     and the mean over ``runs`` (one network's seeds) where labels stand (the sentence:
     ``verdicts.label_noise_remaining``)."""
@@ -123,8 +128,11 @@ def by_network(y_true: np.ndarray, predictions: dict[str, np.ndarray], errors: L
     networks = {}
     for name, y_pred in predictions.items():
         wrong = np.asarray(y_pred) != y_true
-        networks[name] = {**accuracy_where_labels_stand(y_true, y_pred, errors),
-                          "accuracy_all": float(1 - wrong.mean()), "n_errors_all": int(wrong.sum())}  # fmt: skip
+        networks[name] = {
+            **accuracy_where_labels_stand(y_true, y_pred, errors),
+            "accuracy_all": float(1 - wrong.mean()),
+            "n_errors_all": int(wrong.sum()),
+        }
     order_all = sorted(networks, key=lambda n: -networks[n]["accuracy_all"])
     order_standing = sorted(networks, key=lambda n: -networks[n]["accuracy"])
     return {
@@ -136,6 +144,7 @@ def by_network(y_true: np.ndarray, predictions: dict[str, np.ndarray], errors: L
         "order_where_labels_stand": order_standing,
         "ranking_changes": order_all != order_standing,
         "better_runs": len(runs),
-        "better_mean_where_labels_stand": float(np.mean([accuracy_where_labels_stand(y_true, p, errors)["accuracy"]
-                                                         for p in runs])),
+        "better_mean_where_labels_stand": float(
+            np.mean([accuracy_where_labels_stand(y_true, p, errors)["accuracy"] for p in runs])
+        ),
     }

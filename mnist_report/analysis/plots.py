@@ -112,8 +112,9 @@ def error_gallery(images, y_true, y_pred, confidence, indices, ncols: int = 8, l
     ``label_errors`` (indices whose label reviewers rejected) are captioned so, in orange."""
     indices = np.asarray(indices, dtype=int)
     listed = set(np.asarray(label_errors, dtype=int).tolist())
-    titles = [f"#{i}: {y_true[i]}→{y_pred[i]}\n{confidence[i]:.0%}" + (LABEL_NOTE if i in listed else "")
-              for i in indices]  # fmt: skip
+    titles = [
+        f"#{i}: {y_true[i]}→{y_pred[i]}\n{confidence[i]:.0%}" + (LABEL_NOTE if i in listed else "") for i in indices
+    ]
     colors = [LABEL_COLOR if i in listed else "firebrick" for i in indices]
     return image_grid(images[indices], titles, ncols=ncols, title_colors=colors, title=_legend(indices, listed))
 
@@ -129,8 +130,9 @@ def preprocessing_examples(originals, images, labels, proba) -> Figure:
         top.set_title(f"given: {labels[k]}", fontsize=8)
         bottom.imshow(np.asarray(images[k]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
         guess = int(np.argmax(proba[k]))
-        bottom.set_title(f"{guess} ({proba[k][guess]:.0%})", fontsize=8,
-                         color="black" if guess == labels[k] else "firebrick")  # fmt: skip
+        bottom.set_title(
+            f"{guess} ({proba[k][guess]:.0%})", fontsize=8, color="black" if guess == labels[k] else "firebrick"
+        )
         top.axis("off")
         bottom.axis("off")
     axes[0, 0].text(-0.15, 0.5, "image", rotation=90, va="center", ha="right", transform=axes[0, 0].transAxes)
@@ -153,8 +155,14 @@ def training_curves(
     )
     for ax, (metric, title, ylabel, fmt) in zip(axes, panels, strict=True):
         if shade is not None:
-            ax.axvspan(shade[0] - 0.5, shade[1] + 0.5, color="grey", alpha=0.15, lw=0,
-                       label=f"epochs {shade[0]}-{shade[1]}" + (" (see note)" if note else ""))  # fmt: skip
+            ax.axvspan(
+                shade[0] - 0.5,
+                shade[1] + 0.5,
+                color="grey",
+                alpha=0.15,
+                lw=0,
+                label=f"epochs {shade[0]}-{shade[1]}" + (" (see note)" if note else ""),
+            )
         for key, label, style, color in ((metric, "training", "-o", "C0"), (f"val_{metric}", "validation", "-s", "C1")):
             if key in history:
                 y = np.asarray(history[key], dtype=float)
@@ -259,8 +267,13 @@ def seed_accuracies(seeds, accuracies, summary: dict, claimed: float) -> Figure:
     acc = np.asarray(accuracies) * 100
     fig, ax = plt.subplots(figsize=(8, 3.4))
     x = np.arange(len(acc))
-    ax.axhspan(summary["ci_low"] * 100, summary["ci_high"] * 100, color="steelblue", alpha=0.18,
-               label=f"{summary['level']:.0%} CI of the mean")  # fmt: skip
+    ax.axhspan(
+        summary["ci_low"] * 100,
+        summary["ci_high"] * 100,
+        color="steelblue",
+        alpha=0.18,
+        label=f"{summary['level']:.0%} CI of the mean",
+    )
     ax.axhline(summary["mean"] * 100, color="steelblue", lw=1.5, label=f"mean {summary['mean']:.2%}")
     ax.axhline(claimed * 100, color="darkorange", ls="--", lw=1.5, label=f"claimed {claimed:.2%}")
     ax.plot(x, acc, "o", color="black", label="one run (seed)")
@@ -280,8 +293,7 @@ def digit_error_rates(rates: np.ndarray) -> Figure:
     digits = np.arange(rates.shape[1])
     fig, ax = plt.subplots(figsize=(8, 3.4))
     std = rates.std(axis=0, ddof=1) if len(rates) > 1 else np.zeros(rates.shape[1])
-    ax.bar(digits, rates.mean(axis=0), yerr=std, color="steelblue", alpha=0.7, capsize=3,
-           label="mean +- std over runs")  # fmt: skip
+    ax.bar(digits, rates.mean(axis=0), yerr=std, color="steelblue", alpha=0.7, capsize=3, label="mean +- std over runs")
     jitter = np.linspace(-0.25, 0.25, len(rates)) if len(rates) > 1 else np.zeros(1)
     for j, row in enumerate(rates):
         ax.plot(digits + jitter[j], row, ".", color="black", markersize=3, label="one run" if j == 0 else None)
@@ -340,8 +352,11 @@ def hard_core_gallery(images: np.ndarray, rows: list[dict], n_runs: int, ncols: 
     ``label_errors`` captioned so, in orange."""
     idx = np.asarray([r["index"] for r in rows], dtype=int)
     listed = set(np.asarray(label_errors, dtype=int).tolist())
-    titles = [f"#{r['index']}: {r['true']}→{r['usual_prediction']}\n{r['wrong_runs']}/{n_runs} wrong"
-              + (LABEL_NOTE if r["index"] in listed else "") for r in rows]  # fmt: skip
+    titles = [
+        f"#{r['index']}: {r['true']}→{r['usual_prediction']}\n{r['wrong_runs']}/{n_runs} wrong"
+        + (LABEL_NOTE if r["index"] in listed else "")
+        for r in rows
+    ]
     colors = [LABEL_COLOR if i in listed else "firebrick" for i in idx]
     return image_grid(images[idx], titles, ncols=ncols, title_colors=colors, title=_legend(idx, listed))
 
@@ -364,12 +379,24 @@ def tuning_results(trials: list[dict], claimed: float | None = None) -> Figure:
     palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
     for b in batch_sizes:
         rows = [t for t in trials if t["batch_size"] == b]
-        ax.scatter([t["learning_rate"] for t in rows], [t["val_accuracy"] * 100 for t in rows],
-                   s=[t["dense_units"] / 2 + 10 for t in rows], color=palette[b], alpha=0.8,
-                   label=f"batch {b}")  # fmt: skip
+        ax.scatter(
+            [t["learning_rate"] for t in rows],
+            [t["val_accuracy"] * 100 for t in rows],
+            s=[t["dense_units"] / 2 + 10 for t in rows],
+            color=palette[b],
+            alpha=0.8,
+            label=f"batch {b}",
+        )
     best = trials[0]
-    ax.scatter([best["learning_rate"]], [best["val_accuracy"] * 100], s=160, facecolors="none",
-               edgecolors="firebrick", linewidths=1.5, label="selected")  # fmt: skip
+    ax.scatter(
+        [best["learning_rate"]],
+        [best["val_accuracy"] * 100],
+        s=160,
+        facecolors="none",
+        edgecolors="firebrick",
+        linewidths=1.5,
+        label="selected",
+    )
     if claimed is not None:
         ax.axhline(claimed * 100, color="darkorange", ls="--", lw=1, label=f"claimed test accuracy {claimed:.2%}")
     ax.set_xscale("log")
@@ -390,13 +417,27 @@ def candidate_scores(rows: list[dict], chosen: str) -> Figure:
         if r["candidate"] == chosen:
             ax.axhspan(y - 0.45, y + 0.45, color="gold", alpha=0.2, lw=0, zorder=0, label="chosen candidate")
         plain, tta = np.asarray(r["val_accuracy"]) * 100, np.asarray(r["tta_val_accuracy"]) * 100
-        ax.scatter(plain, [y - 0.1] * len(plain), color="steelblue", s=30, zorder=3,
-                   label="one seed" if y == 0 else None)  # fmt: skip
-        ax.scatter(tta, [y + 0.1] * len(tta), facecolors="none", edgecolors="seagreen", s=30, zorder=3,
-                   label="one seed, test-time augmentation" if y == 0 else None)  # fmt: skip
+        ax.scatter(
+            plain, [y - 0.1] * len(plain), color="steelblue", s=30, zorder=3, label="one seed" if y == 0 else None
+        )
+        ax.scatter(
+            tta,
+            [y + 0.1] * len(tta),
+            facecolors="none",
+            edgecolors="seagreen",
+            s=30,
+            zorder=3,
+            label="one seed, test-time augmentation" if y == 0 else None,
+        )
         ax.plot([plain.mean()] * 2, [y - 0.3, y + 0.05], color="steelblue", lw=2, label="mean" if y == 0 else None)
-        ax.plot([tta.mean()] * 2, [y - 0.05, y + 0.3], color="seagreen", lw=2, ls=":",
-                label="mean, test-time augmentation" if y == 0 else None)  # fmt: skip
+        ax.plot(
+            [tta.mean()] * 2,
+            [y - 0.05, y + 0.3],
+            color="seagreen",
+            lw=2,
+            ls=":",
+            label="mean, test-time augmentation" if y == 0 else None,
+        )
     ax.set_yticks(range(len(rows)), [r["candidate"] + (" (chosen)" if r["candidate"] == chosen else "") for r in rows])
     for label, r in zip(ax.get_yticklabels(), rows, strict=True):
         label.set_fontweight("bold" if r["candidate"] == chosen else "normal")
@@ -424,8 +465,14 @@ def ablation_scores(
         ref = next(r["mean"] for r in rows if r["variant"] == reference) * 100
         if n_images:
             se = binomial_se(ref / 100, n_images) * 100
-            ax.axvspan(ref - se, ref + se, color="grey", alpha=0.15, lw=0,
-                       label=f"± 1 binomial standard error ({n_images:,} images)")  # fmt: skip
+            ax.axvspan(
+                ref - se,
+                ref + se,
+                color="grey",
+                alpha=0.15,
+                lw=0,
+                label=f"± 1 binomial standard error ({n_images:,} images)",
+            )
         ax.axvline(ref, color="grey", ls="--", lw=1, label=f"mean of {reference}")
     for y, r in enumerate(rows):
         acc = np.asarray(r["val_accuracy"]) * 100
@@ -470,8 +517,11 @@ def accuracy_vs_cost(
         _log_ticks(ax_t.xaxis, "{:g}")
     ax_t.set_xlabel("training time so far (seconds" + (", log scale)" if log_time else ")"))
     ax_t.set_ylabel("validation accuracy (%)")
-    ax_t.set_title("(b) accuracy against training time, one point per epoch\n"
-                   "(accuracy axis stretched near 100%: a log scale of the error rate)", fontsize=10)  # fmt: skip
+    ax_t.set_title(
+        "(b) accuracy against training time, one point per epoch\n"
+        "(accuracy axis stretched near 100%: a log scale of the error rate)",
+        fontsize=10,
+    )
     for ax in (ax_e, ax_t):
         ax.grid(alpha=0.3)
     _legend_outside(fig, [Line2D([], [], label=n, **style[n]) for n in names])

@@ -22,12 +22,16 @@ from mnist_report.config import TrainConfig
 FIXED = ("seed", "validation_fraction", "n_train", "n_test", "patience", "cycles")
 
 
-def variant_configs(recipe: TrainConfig, variants: dict[str, dict], seeds: Sequence[int]) -> dict[str, list[TrainConfig]]:
+def variant_configs(
+    recipe: TrainConfig, variants: dict[str, dict], seeds: Sequence[int]
+) -> dict[str, list[TrainConfig]]:
     """Each variant's configurations, one per seed: ``recipe`` with the variant's options. The first
     variant is the recipe itself (no options). A bad option is a ``ValueError`` naming the variant."""
     if not isinstance(variants, dict) or not all(isinstance(o, dict) for o in variants.values()):
-        raise ValueError(f"variants must be a dict of name: dict of options; got {variants!r} (on the command "
-                         f"line, give it as YAML: -y variants '{{recipe: {{}}, plain: {{augment: false}}}}')")
+        raise ValueError(
+            f"variants must be a dict of name: dict of options; got {variants!r} (on the command "
+            f"line, give it as YAML: -y variants '{{recipe: {{}}, plain: {{augment: false}}}}')"
+        )
     if not variants:
         raise ValueError("variants is empty: name at least the recipe itself (an empty dict of options)")
     if recipe.validation_fraction <= 0:
@@ -42,13 +46,15 @@ def variant_configs(recipe: TrainConfig, variants: dict[str, dict], seeds: Seque
     for name, options in variants.items():
         fixed = sorted(set(options) & set(FIXED))
         if fixed:
-            raise ValueError(f"variant {name!r} sets {', '.join(fixed)}: the seeds, the images, the validation "
-                             "split and the schedule's shape are the same for every variant")
+            raise ValueError(
+                f"variant {name!r} sets {', '.join(fixed)}: the seeds, the images, the validation "
+                "split and the schedule's shape are the same for every variant"
+            )
         try:
             config = TrainConfig.from_params({**recipe.to_dict(), **options})
         except ValueError as e:
             raise ValueError(f"variant {name!r}: {e}") from None
-        same = next((other for other, cs in out.items() if cs[0] == config), None)
+        same = next((other for other, cs in out.items() if cs[0] == replace(config, seed=seeds[0])), None)
         if same is not None:
             raise ValueError(f"variants {same!r} and {name!r} are the same configuration: give each other options")
         out[name] = [replace(config, seed=s) for s in seeds]
@@ -62,10 +68,18 @@ def variant_table(runs: dict[str, list]) -> list[dict]:
     for name, rs in runs.items():
         plain = np.array([accuracy(r.y_val, r.val_proba) for r in rs])
         tta = [accuracy(r.y_val, r.val_tta_proba) for r in rs if len(r.val_tta_proba)]
-        rows.append({"variant": name, "seeds": [r.seed for r in rs], "val_accuracy": plain.tolist(),
-                     "mean": float(plain.mean()), "spread": float(plain.max() - plain.min()),
-                     "tta_val_accuracy": tta, "tta_mean": float(np.mean(tta)) if tta else None,
-                     "train_seconds": [r.train_seconds for r in rs]})  # fmt: skip
+        rows.append(
+            {
+                "variant": name,
+                "seeds": [r.seed for r in rs],
+                "val_accuracy": plain.tolist(),
+                "mean": float(plain.mean()),
+                "spread": float(plain.max() - plain.min()),
+                "tta_val_accuracy": tta,
+                "tta_mean": float(np.mean(tta)) if tta else None,
+                "train_seconds": [r.train_seconds for r in rs],
+            }
+        )
     for row in rows:
         row["difference"] = row["mean"] - rows[0]["mean"]
     return rows
@@ -75,18 +89,24 @@ def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(np.asarray(proba).argmax(1) == np.asarray(y_true)))
 
 
-def paired_tests(y_test: np.ndarray, final_pred: dict[int, np.ndarray], others: dict[str, dict[int, np.ndarray]],
-                 final_name: str = "the final network") -> dict[str, dict[int, dict]]:
+def paired_tests(
+    y_test: np.ndarray,
+    final_pred: dict[int, np.ndarray],
+    others: dict[str, dict[int, np.ndarray]],
+    final_name: str = "the final network",
+) -> dict[str, dict[int, dict]]:
     """McNemar's test of the final network against each other network trained with the same seed, on the
     same test images: {other: {seed: test}}, the seeds both have in ``final_pred``'s order. ``final_pred``
     and each of ``others``: {seed: predicted labels}. A seed only one side has is left out (the earlier
-    better network has the candidates' seeds alone); a network that shares no seed is an error."""
+    better network has the ablation's seeds alone); a network that shares no seed is an error."""
     out = {}
     for other, preds in others.items():
         common = [s for s in final_pred if s in preds]
         if not common:
-            raise ValueError(f"{other} shares no seed with {final_name}: its seeds are {sorted(preds)}, "
-                             f"those of {final_name} {sorted(final_pred)}")  # fmt: skip
+            raise ValueError(
+                f"{other} shares no seed with {final_name}: its seeds are {sorted(preds)}, "
+                f"those of {final_name} {sorted(final_pred)}"
+            )
         out[other] = {s: compare.mcnemar_test(y_test, preds[s], final_pred[s], (other, final_name)) for s in common}
     return out
 
@@ -109,8 +129,7 @@ class Decisions:
     def add(self, decided: str, evidence: str, test_set: bool = False) -> None:
         if any(s["test_set"] for s in self.steps):
             raise RuntimeError(f"decision {decided!r} comes after the test set was used: nothing may be decided then")
-        self.steps.append({"step": len(self.steps) + 1, "decided": decided, "evidence": evidence,
-                           "test_set": test_set})  # fmt: skip
+        self.steps.append({"step": len(self.steps) + 1, "decided": decided, "evidence": evidence, "test_set": test_set})
 
     def test_set_used(self, what: str) -> None:
         """The one use of the test set: recorded last; a decision after it is an error."""

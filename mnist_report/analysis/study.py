@@ -169,8 +169,9 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
     bounds = (math.log(0.05), math.log(20.0))
     result = optimize.minimize_scalar(nll, bounds=bounds, method="bounded")
     if min(abs(result.x - b) for b in bounds) < 1e-3:
-        warnings.warn(f"the fitted temperature {math.exp(result.x):.3g} is at the edge of the search range",
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"the fitted temperature {math.exp(result.x):.3g} is at the edge of the search range", stacklevel=2
+        )
     return float(math.exp(result.x))
 
 
@@ -200,8 +201,9 @@ def seed_list(n_seeds: int, first_seed: int = 0) -> list[int]:
     return list(range(first_seed, first_seed + n_seeds))
 
 
-def paired_difference(reference: Sequence[float], other: Sequence[float], names=("float32", "other"),
-                      level: float = 0.95) -> dict:  # fmt: skip
+def paired_difference(
+    reference: Sequence[float], other: Sequence[float], names=("float32", "other"), level: float = 0.95
+) -> dict:
     """Whether ``other`` changes test accuracy against ``reference``, run for run over the same seeds.
 
     The same seed gives both runs the same initial weights, validation split and batch order, so
@@ -214,12 +216,22 @@ def paired_difference(reference: Sequence[float], other: Sequence[float], names=
         raise ValueError(f"need two equal-length lists of at least 2 accuracies; got {len(a)} and {len(b)}")
     d = b - a
     margin = float(a.std(ddof=1))
-    out = {"names": list(names), "n_runs": len(a), "level": level, "mean_difference": float(d.mean()),
-           "seed_std": margin}  # fmt: skip
+    out = {
+        "names": list(names),
+        "n_runs": len(a),
+        "level": level,
+        "mean_difference": float(d.mean()),
+        "seed_std": margin,
+    }
     if np.all(d == d[0]):  # no spread: a t interval cannot be formed
         return {**out, "ci_low": None, "ci_high": None, "p_value": None, "within_noise": None}
     res = stats.ttest_rel(b, a)
     ci = res.confidence_interval(confidence_level=level)
     low, high = float(ci.low), float(ci.high)
-    return {**out, "ci_low": low, "ci_high": high, "p_value": float(res.pvalue),
-            "within_noise": bool(-margin <= low and high <= margin)}  # fmt: skip
+    return {
+        **out,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": float(res.pvalue),
+        "within_noise": bool(-margin <= low and high <= margin),
+    }

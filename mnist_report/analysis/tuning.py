@@ -25,7 +25,6 @@ import keras_tuner as kt
 
 from mnist_report import data, runs
 from mnist_report.config import TrainConfig
-from mnist_report.runs import executor as fanout
 
 # The search space: the baseline network's hyperparameters. Epochs are chosen by early stopping on the
 # validation accuracy, up to max_epochs; the best epoch count is reported with each trial.
@@ -64,8 +63,9 @@ def trial_configs(base: TrainConfig, max_trials: int, max_epochs: int, seed: int
                 trial = oracle.create_trial(f"task-{i}")  # one id per trial in flight
             if trial.status != kt.engine.trial.TrialStatus.RUNNING:  # the space is exhausted
                 break
-            configs.append(dataclasses.replace(base, **trial.hyperparameters.values, epochs=max_epochs,
-                                               patience=PATIENCE))  # fmt: skip
+            configs.append(
+                dataclasses.replace(base, **trial.hyperparameters.values, epochs=max_epochs, patience=PATIENCE)
+            )
     return configs
 
 
@@ -95,11 +95,14 @@ def search(
     def describe(run: runs.Run) -> str:
         row = _row(run)
         hp = ", ".join(f"{k} {_fmt(row[k])}" for k in SPACE)
-        return (f"trial {number[run.config]:>{len(str(len(configs)))}}/{len(configs)}: best val_accuracy "
-                f"{row['val_accuracy']:.4f} after epoch {row['best_epoch']} ({hp})")  # fmt: skip
+        return (
+            f"trial {number[run.config]:>{len(str(len(configs)))}}/{len(configs)}: best val_accuracy "
+            f"{row['val_accuracy']:.4f} after epoch {row['best_epoch']} ({hp})"
+        )
 
-    trials = runs.get(configs, raw, test=False, describe=describe, scheduler=scheduler, workers=workers,
-                      print_fn=print_fn)
+    trials = runs.get(
+        configs, raw, test=False, describe=describe, scheduler=scheduler, workers=workers, print_fn=print_fn
+    )
     rows = [{**_row(run), "trial": number[run.config]} for run in trials]
     return sorted(rows, key=lambda r: (-r["val_accuracy"], r["trial"]))
 

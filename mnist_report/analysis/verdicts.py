@@ -29,16 +29,20 @@ def shortfall(accuracy: float, claimed: float, n: int, se: float) -> str:
     if diff >= 0:
         return f"reaches the claimed {claimed:.2%} ({_points(diff)}, {images} image(s))"
     noise = "within" if -diff <= 2 * se else "beyond"
-    return (f"falls short of the claimed {claimed:.2%} by {-diff * 100:.2f} points ({images} image(s)), "
-            f"{noise} one run's noise (binomial s.e. {se * 100:.2f} points)")
+    return (
+        f"falls short of the claimed {claimed:.2%} by {-diff * 100:.2f} points ({images} image(s)), "
+        f"{noise} one run's noise (binomial s.e. {se * 100:.2f} points)"
+    )
 
 
 def accuracy_claim(claims: dict) -> str:
     """One run's accuracy against the claimed one (``evaluate.check_claims``)."""
     c = claims
-    return (f"Test accuracy {c['accuracy']:.2%} ({c['n_errors']} errors in {c['n']:,}) "
-            f"{shortfall(c['accuracy'], c['claimed_accuracy'], c['n'], c['binomial_se'])}. One run is one sample: "
-            "notebook 02 measures the spread of single runs.")  # fmt: skip
+    return (
+        f"Test accuracy {c['accuracy']:.2%} ({c['n_errors']} errors in {c['n']:,}) "
+        f"{shortfall(c['accuracy'], c['claimed_accuracy'], c['n'], c['binomial_se'])}. One run is one sample: "
+        "notebook 02 measures the spread of single runs."
+    )
 
 
 def pairs_claim(claims: dict) -> str:
@@ -46,47 +50,60 @@ def pairs_claim(claims: dict) -> str:
     c = claims
     ranks = " and ".join(str(r) for r in c["claimed_pair_ranks"])
     top = ", ".join(f"{r['pair']} ({r['count']})" for r in c["top_pairs"])
-    return (f"{_pair_names(c['claimed_pairs'])} {'are' if c['pairs_claim_holds'] else 'are not'} the most common "
-            f"confusions in this run (ranks {ranks}); the top pairs are {top}.")  # fmt: skip
+    return (
+        f"{_pair_names(c['claimed_pairs'])} {'are' if c['pairs_claim_holds'] else 'are not'} the most common "
+        f"confusions in this run (ranks {ranks}); the top pairs are {top}."
+    )
 
 
 def seed_accuracy(summary: dict, position: dict) -> str:
     """Many seeds' accuracy against the claim: single runs by their spread, the mean by its interval."""
     s, p = summary, position
     claimed = p["claimed_accuracy"]
-    single = (f"**A single run:** {p['runs_reaching_claim']} of {s['n_runs']} runs reach {claimed:.2%}, and a "
-              f"further run is expected between {s['prediction_low']:.2%} and {s['prediction_high']:.2%} "
-              f"({s['level']:.0%} prediction interval), so one run reporting {claimed:.2%} is "
-              f"{'plausible' if p['one_run_plausible'] else 'not plausible'}.")  # fmt: skip
-    where = {"inside": "inside it: no evidence that the mean differs from the claim",
-             "above": "above it: the configuration's mean is lower than the claim",
-             "below": "below it: the configuration's mean is higher than the claim"}[p["position"]]
-    mean = (f"**The mean:** {s['mean']:.2%} ({s['level']:.0%} confidence interval {s['ci_low']:.2%} to "
-            f"{s['ci_high']:.2%}); the claim is {where}.")  # fmt: skip
+    single = (
+        f"**A single run:** {p['runs_reaching_claim']} of {s['n_runs']} runs reach {claimed:.2%}, and a "
+        f"further run is expected between {s['prediction_low']:.2%} and {s['prediction_high']:.2%} "
+        f"({s['level']:.0%} prediction interval), so one run reporting {claimed:.2%} is "
+        f"{'plausible' if p['one_run_plausible'] else 'not plausible'}."
+    )
+    where = {
+        "inside": "inside it: no evidence that the mean differs from the claim",
+        "above": "above it: the configuration's mean is lower than the claim",
+        "below": "below it: the configuration's mean is higher than the claim",
+    }[p["position"]]
+    mean = (
+        f"**The mean:** {s['mean']:.2%} ({s['level']:.0%} confidence interval {s['ci_low']:.2%} to "
+        f"{s['ci_high']:.2%}); the claim is {where}."
+    )
     return f"{single} {mean}"
 
 
 def pairs_across_seeds(pairs: dict) -> str:
     """How often the claimed pairs lead, run by run and summed (``study.pairs_across_seeds``)."""
     summed = pairs["summed"]
-    return (f"{' and '.join(summed['pairs'])} are the two most common confusions in {pairs['runs_holding']} of "
-            f"{pairs['n_runs']} runs; summed over the runs they rank {' and '.join(map(str, summed['ranks']))}.")
+    return (
+        f"{' and '.join(summed['pairs'])} are the two most common confusions in {pairs['runs_holding']} of "
+        f"{pairs['n_runs']} runs; summed over the runs they rank {' and '.join(map(str, summed['ranks']))}."
+    )
 
 
 def hard_core(wrong_by_all: int, n_runs: int, n_core: int, min_runs: int, wrong_by_any: int) -> str:
     """The test images that the runs get wrong together (``study.hard_core``, ``study.wrong_counts``)."""
-    return (f"{wrong_by_all} test images are misclassified by all {n_runs} runs and {n_core} by at least "
-            f"{min_runs}; {wrong_by_any} by at least one.")  # fmt: skip
+    return (
+        f"{wrong_by_all} test images are misclassified by all {n_runs} runs and {n_core} by at least "
+        f"{min_runs}; {wrong_by_any} by at least one."
+    )
 
 
 def calibration(summary: dict) -> str:
     """Calibration before and after temperature scaling (``study.calibration_summary``)."""
     s = summary
     t = s["mean_temperature"]
-    tendency = ("about calibrated" if s["about_calibrated"] else
-                "over-confident" if t > 1 else "under-confident")  # fmt: skip
-    return (f"The network is {tendency} (mean temperature {t:.2f}); temperature scaling takes the expected "
-            f"calibration error from {s['mean_ece_before']:.2%} to {s['mean_ece_after']:.2%}.")
+    tendency = "about calibrated" if s["about_calibrated"] else "over-confident" if t > 1 else "under-confident"
+    return (
+        f"The network is {tendency} (mean temperature {t:.2f}); temperature scaling takes the expected "
+        f"calibration error from {s['mean_ece_before']:.2%} to {s['mean_ece_after']:.2%}."
+    )
 
 
 def paired_difference(d: dict) -> str:
@@ -107,18 +124,23 @@ def mcnemar(m: dict) -> str:
     """McNemar's test of two classifiers on the same images (``compare.mcnemar_test``)."""
     a, b = m["names"]
     better = a if m["a_only"] > m["b_only"] else b
-    outcome = (f"{better} is better" if m["p_value"] < 0.05 and m["a_only"] != m["b_only"]
-               else "no evidence of a difference")  # fmt: skip
-    return (f"{m['a_only']} images right for {a} only, {m['b_only']} for {b} only (exact p = {m['p_value']:.2g}): "
-            f"{outcome} at the 5% level.")
+    outcome = (
+        f"{better} is better" if m["p_value"] < 0.05 and m["a_only"] != m["b_only"] else "no evidence of a difference"
+    )
+    return (
+        f"{m['a_only']} images right for {a} only, {m['b_only']} for {b} only (exact p = {m['p_value']:.2g}): "
+        f"{outcome} at the 5% level."
+    )
 
 
 def final_networks(summary: dict, ensemble_accuracy: float, n_runs: int) -> str:
     """The final network over its seeds, and the ensemble of those runs."""
     s = summary
-    return (f"Final network: {s['mean']:.2%} +- {s['std']:.2%} over {n_runs} seeds ({s['level']:.0%} interval of "
-            f"the mean {s['ci_low']:.2%} to {s['ci_high']:.2%}); the ensemble of the {n_runs} runs: "
-            f"{ensemble_accuracy:.2%} (one ensemble, one number).")
+    return (
+        f"Final network: {s['mean']:.2%} +- {s['std']:.2%} over {n_runs} seeds ({s['level']:.0%} interval of "
+        f"the mean {s['ci_low']:.2%} to {s['ci_high']:.2%}); the ensemble of the {n_runs} runs: "
+        f"{ensemble_accuracy:.2%} (one ensemble, one number)."
+    )
 
 
 def ablation(rows: list[dict], n_val: int) -> str:
@@ -127,27 +149,38 @@ def ablation(rows: list[dict], n_val: int) -> str:
     image = 1 / n_val
     parts = [f"{r['variant']} {_points(r['difference'])}" for r in rows[1:]]
     clear = [r["variant"] for r in rows[1:] if abs(r["difference"]) > max(2 * se, 2 * image)]
-    tail = (f"Only {', '.join(clear)} moves it by more than the spread between seeds."
-            if clear else "None of these moves it by more than the spread between seeds: no evidence that any "
-            "one part matters on its own.")  # fmt: skip
-    return (f"Against the full recipe's mean validation accuracy ({rows[0]['mean']:.2%}): " + "; ".join(parts)
-            + f". One validation image is {image * 100:.3f} points and the seeds of one variant differ by up to "
-            f"{max(r['spread'] for r in rows) * 100:.2f} points. " + tail)
+    tail = (
+        f"Only {', '.join(clear)} moves it by more than the spread between seeds."
+        if clear
+        else "None of these moves it by more than the spread between seeds: no evidence that any "
+        "one part matters on its own."
+    )
+    return (
+        f"Against the full recipe's mean validation accuracy ({rows[0]['mean']:.2%}): "
+        + "; ".join(parts)
+        + f". One validation image is {image * 100:.3f} points and the seeds of one variant differ by up to "
+        f"{max(r['spread'] for r in rows) * 100:.2f} points. " + tail
+    )
 
 
 def tta_choice(mean: float, tta_mean: float) -> str:
     kept = tta_mean > mean
-    return (f"Test-time augmentation {'raises' if kept else 'does not raise'} the full recipe's mean validation "
-            f"accuracy ({mean:.2%} -> {tta_mean:.2%}), so it is {'kept' if kept else 'left out'} for the final "
-            "networks.")
+    return (
+        f"Test-time augmentation {'raises' if kept else 'does not raise'} the full recipe's mean validation "
+        f"accuracy ({mean:.2%} -> {tta_mean:.2%}), so it is {'kept' if kept else 'left out'} for the final "
+        "networks."
+    )
 
 
-def snapshot_alternative(seed_ensemble: float, n_runs: int, snapshot_ensemble: float, n_snapshots: int,
-                         last_snapshot: float) -> str:  # fmt: skip
+def snapshot_alternative(
+    seed_ensemble: float, n_runs: int, snapshot_ensemble: float, n_snapshots: int, last_snapshot: float
+) -> str:
     """The snapshot ensemble of one run against the ensemble of seeds, at their costs."""
-    return (f"One run with {n_snapshots} restarts of its schedule, its snapshots averaged: {snapshot_ensemble:.2%} "
-            f"(one run; its last snapshot alone {last_snapshot:.2%}), against {seed_ensemble:.2%} for the "
-            f"ensemble of {n_runs} seeds at {n_runs} times the training (both without test-time augmentation).")
+    return (
+        f"One run with {n_snapshots} restarts of its schedule, its snapshots averaged: {snapshot_ensemble:.2%} "
+        f"(one run; its last snapshot alone {last_snapshot:.2%}), against {seed_ensemble:.2%} for the "
+        f"ensemble of {n_runs} seeds at {n_runs} times the training (both without test-time augmentation)."
+    )
 
 
 def label_noise_across_seeds(noise: dict, summary: dict, n_core: int, min_runs: int) -> str:
@@ -155,9 +188,11 @@ def label_noise_across_seeds(noise: dict, summary: dict, n_core: int, min_runs: 
     clean = noise["accuracy_where_labels_stand"]
     if not noise["listed"]:
         return "None of the images with rejected labels is among those evaluated here."
-    return (f"{noise['in_hard_core']} of the {noise['listed']} images with rejected labels are among the {n_core} "
-            f"that at least {min_runs} runs get wrong. Where labels stand, the mean accuracy is {clean['mean']:.2%} "
-            f"({_points(clean['mean'] - summary['mean'])} against all images).")
+    return (
+        f"{noise['in_hard_core']} of the {noise['listed']} images with rejected labels are among the {n_core} "
+        f"that at least {min_runs} runs get wrong. Where labels stand, the mean accuracy is {clean['mean']:.2%} "
+        f"({_points(clean['mean'] - summary['mean'])} against all images)."
+    )
 
 
 def label_noise_remaining(noise: dict) -> str:
@@ -167,5 +202,7 @@ def label_noise_remaining(noise: dict) -> str:
     n = next(iter(noise["networks"].values()))["n"]
     order = " > ".join(noise["order_where_labels_stand"])
     change = "changes" if noise["ranking_changes"] else "does not change"
-    return (f"On the {n:,} images whose labels stand the order of the networks {change} ({order}); final "
-            f"network over its {noise['better_runs']} seeds: {noise['better_mean_where_labels_stand']:.2%}.")
+    return (
+        f"On the {n:,} images whose labels stand the order of the networks {change} ({order}); final "
+        f"network over its {noise['better_runs']} seeds: {noise['better_mean_where_labels_stand']:.2%}."
+    )

@@ -37,8 +37,9 @@ class Backup(keras.callbacks.Callback):
     it) likewise, so a kill mid-save leaves the previous epoch's state whole.
     """
 
-    def __init__(self, directory: str | Path, logger: EpochLogger, config: TrainConfig,
-                 snapshots: Snapshots | None = None):  # fmt: skip
+    def __init__(
+        self, directory: str | Path, logger: EpochLogger, config: TrainConfig, snapshots: Snapshots | None = None
+    ):
         super().__init__()
         self.directory, self.logger, self.config, self.snapshots = Path(directory), logger, config, snapshots
 
@@ -79,12 +80,18 @@ class Backup(keras.callbacks.Callback):
         os.replace(tmp, self.directory / name)
         if self.snapshots is not None and self.snapshots.taken:
             self.snapshots.save(self.directory)
-        write_json(self.directory / "state.json", {
-            "epoch": epoch + 1, "weights": name, "config": self.config.to_dict(),
-            "snapshots": len(self.snapshots.taken) if self.snapshots is not None else 0,
-            "other_variables": [v.numpy().tolist() for v in self._other_variables(self.model)],
-            "history": self.logger.history, "epoch_seconds": self.logger.seconds,
-        })  # fmt: skip
+        write_json(
+            self.directory / "state.json",
+            {
+                "epoch": epoch + 1,
+                "weights": name,
+                "config": self.config.to_dict(),
+                "snapshots": len(self.snapshots.taken) if self.snapshots is not None else 0,
+                "other_variables": [v.numpy().tolist() for v in self._other_variables(self.model)],
+                "history": self.logger.history,
+                "epoch_seconds": self.logger.seconds,
+            },
+        )
         for old in self.directory.glob("epoch-*.weights.h5"):  # (snapshot-N.keras files stay: they are the snapshots)
             if old.name != name:
                 old.unlink()
@@ -112,9 +119,12 @@ class Snapshots(keras.callbacks.Callback):
     def arrays(self) -> dict:
         """``snapshot_val_proba`` and ``snapshot_test_proba``, each (snapshots, images, 10), and
         ``snapshot_models``, a list of ``.keras`` bytes."""
-        out = {f"snapshot_{split}_proba": np.stack([t[i] for t in self.taken]) if self.taken
-               else np.zeros((0, len(x), 10), np.float32)
-               for i, (split, x) in enumerate(zip(("val", "test"), self.images, strict=True))}  # fmt: skip
+        out = {
+            f"snapshot_{split}_proba": np.stack([t[i] for t in self.taken])
+            if self.taken
+            else np.zeros((0, len(x), 10), np.float32)
+            for i, (split, x) in enumerate(zip(("val", "test"), self.images, strict=True))
+        }
         return {**out, "snapshot_models": [t[2] for t in self.taken]}
 
     def save(self, directory: Path) -> None:

@@ -32,8 +32,10 @@ def configure_threads(threads: int) -> None:
     TensorFlow's numbers depend on its thread count, and it can be set only before TensorFlow runs its
     first operation; a process already running with another count cannot train this run.
     """
-    current = (tf.config.threading.get_intra_op_parallelism_threads(),
-               tf.config.threading.get_inter_op_parallelism_threads())  # fmt: skip
+    current = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
     if current == (threads, threads):
         return
     try:
@@ -102,8 +104,9 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
-def batches(images, labels, batch_size: int, shuffle_seed: int | None = None, epochs: int = 1,
-            first_epoch: int = 0) -> tf.data.Dataset:  # fmt: skip
+def batches(
+    images, labels, batch_size: int, shuffle_seed: int | None = None, epochs: int = 1, first_epoch: int = 0
+) -> tf.data.Dataset:
     """(images, one-hot labels) batches.  Unseeded: one pass in order.  Seeded: epochs
     ``first_epoch`` to ``epochs - 1`` one after another, each in ``epoch_order``; pass
     ``steps_per_epoch`` and ``initial_epoch=first_epoch`` to ``fit``.
@@ -121,8 +124,14 @@ def batches(images, labels, batch_size: int, shuffle_seed: int | None = None, ep
     return ds.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i))).prefetch(tf.data.AUTOTUNE)
 
 
-def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), print_fn=print,
-        backup_dir: str | Path | None = None) -> Run:  # fmt: skip
+def fit(
+    model: keras.Model,
+    splits: Splits,
+    config: TrainConfig,
+    callbacks=(),
+    print_fn=print,
+    backup_dir: str | Path | None = None,
+) -> Run:
     """Train ``model`` on the training split, validating on the validation split (never the test set).
 
     ``print_fn`` receives one line per epoch (None: silent). With ``backup_dir``, the training state
@@ -163,8 +172,14 @@ def fit(model: keras.Model, splits: Splits, config: TrainConfig, callbacks=(), p
             verbose=0,
             callbacks=callbacks,
         )
-    return Run(model=model, config=config, history=logger.history, epoch_seconds=logger.seconds,
-               resumed_at=start, snapshots=snapshots.arrays() if snapshots else {})  # fmt: skip
+    return Run(
+        model=model,
+        config=config,
+        history=logger.history,
+        epoch_seconds=logger.seconds,
+        resumed_at=start,
+        snapshots=snapshots.arrays() if snapshots else {},
+    )
 
 
 def build_state(model: keras.Model, batch_spec) -> None:

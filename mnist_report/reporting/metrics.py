@@ -167,7 +167,7 @@ class Reproduction(TypedDict):  # notebook 01
     train_seconds: Seconds
     monitor_train_seconds: Seconds
     trained_on: dict[str, Any]
-    model_path: Annotated[str, Setup]
+    model_path: str
     test: Evaluation
     label_errors_in_errors: Count
     claims: Claims
@@ -241,7 +241,7 @@ class Final(TypedDict):
     train_seconds: list[Seconds]
     summary: Summary
     ensemble: Evaluation
-    model_paths: Annotated[list[str], Setup]
+    model_paths: list[str]
     text: str
 
 
@@ -268,8 +268,11 @@ class Beyond(TypedDict):  # notebook 03
     records: dict[str, str]
 
 
-NOTEBOOKS: dict[str, type] = {"01-seed-reproduction": Reproduction, "02-multi-seed-study": Study,
-                              "03-beyond-the-seed": Beyond}  # fmt: skip
+NOTEBOOKS: dict[str, type] = {
+    "01-seed-reproduction": Reproduction,
+    "02-multi-seed-study": Study,
+    "03-beyond-the-seed": Beyond,
+}
 
 
 class MetricsError(ValueError):

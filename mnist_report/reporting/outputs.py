@@ -54,8 +54,9 @@ class Outputs:
         records the notebook read are listed with it (its recorded inputs)."""
         from mnist_report import runs
 
-        full = declared.validate(self.name, {"notebook": self.name, **metrics, "environment": machine.environment(),
-                                           "records": runs.used()})
+        full = declared.validate(
+            self.name, {"notebook": self.name, **metrics, "environment": machine.environment(), "records": runs.used()}
+        )
         return write_json(self.metrics_path, full)
 
 
@@ -72,7 +73,9 @@ def staged(directory: Path) -> Path:
         return Path(stage)
     if Path(directory).resolve() == (PROJECT_ROOT / "reports").resolve():
         scratch = Path(directory) / INTERACTIVE
-        print(f"not run by `make report`: figures and metrics go to {shown(scratch)}/, and the committed "
-              "report in reports/ is left as it is")  # fmt: skip
+        print(
+            f"not run by `make report`: figures and metrics go to {shown(scratch)}/, and the committed "
+            "report in reports/ is left as it is"
+        )
         return scratch
     return Path(directory)

@@ -99,16 +99,25 @@ def differences(recorded: dict, current: dict) -> list[str]:
         prefix = names.get(part, "")
         for key in sorted(set(old) | set(new)):
             if key not in new or new[key] is None:
-                found.append(f"{prefix}{key} is gone")
+                still = part in ("code", "data") and (PROJECT_ROOT / key).is_file()
+                found.append(f"{prefix}{key} {'is no longer a recorded input' if still else 'is gone'}")
             elif key not in old:
                 found.append(f"{prefix}{key} is new")
             elif old[key] != new[key]:
-                found.append(f"package {key} {old[key]} -> {new[key]}" if part == "packages" else f"{prefix}{key} changed")
+                found.append(
+                    f"package {key} {old[key]} -> {new[key]}" if part == "packages" else f"{prefix}{key} changed"
+                )
+    code = [f for f in found if f.startswith(f"{PACKAGE}/")]
+    if len(code) > 3:  # any change re-executes every notebook: say how many files, name a few
+        found = [f for f in found if f not in code] + [
+            f"the package changed ({len(code)} files: {', '.join(code[:3])}, ...)"
+        ]
     return found
 
 
-def check(reports: Path = PROJECT_ROOT / "reports", notebooks: Path = PROJECT_ROOT / "notebooks",
-          root: Path = PROJECT_ROOT) -> dict[str, list[str]]:  # fmt: skip
+def check(
+    reports: Path = PROJECT_ROOT / "reports", notebooks: Path = PROJECT_ROOT / "notebooks", root: Path = PROJECT_ROOT
+) -> dict[str, list[str]]:
     """For every source notebook: the reasons its report is stale (an empty list: up to date)."""
     result = {}
     for nb in sorted(Path(notebooks).glob("[0-9]*.ipynb")):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mnist_report.analysis import verdicts
 from mnist_report.io import atomic_path, read_json
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.analysis import verdicts
 from mnist_report.reporting import metrics
 from mnist_report.reporting.metrics import Kind
 
@@ -46,45 +46,81 @@ def results_table(m: dict) -> str:
     top = ", ".join(f"{r['pair']} ({r['count']})" for r in test["top_undirected_pairs"] if r["rank"] <= 3)
     ranks = " and ".join(str(r) for r in claims["claimed_pair_ranks"])
     claimed_pairs = " and ".join(f"{a}<->{b}" for a, b in claims["claimed_pairs"])
-    return _table("baseline network, one run", [
-        ("Test accuracy", f"{test['accuracy']:.2%} ({test['n_errors']} errors in {test['n']:,}); one run"),
-        (f"Claimed {claims['claimed_accuracy']:.2%}", verdicts.shortfall(claims["accuracy"], claims["claimed_accuracy"],
-                                                                       claims["n"], claims["binomial_se"])),
-        ("Most confused pairs (both directions)", top),
-        (f"{claimed_pairs} the top {len(claims['claimed_pairs'])}?",
-         f"{'yes' if claims['pairs_claim_holds'] else 'no'} (ranks {ranks})"),
-        ("Setup", f"{m['parameters']:,} parameters; {cfg['epochs']} epochs, batch {cfg['batch_size']}, seed "
-                  f"{cfg['seed']}, on all {m['data']['n_train_final']:,} training images, {cfg['precision']}"),
-        ("Typeset digits recognised", f"{m['font_digits']['rate']:.0%} ({m['font_digits']['recognised']} of "
-                                      f"{m['font_digits']['n']}, {len(m['font_digits']['by_font'])} fonts)"),
-        training_time("01-seed-reproduction", m),
-    ])  # fmt: skip
+    return _table(
+        "baseline network, one run",
+        [
+            ("Test accuracy", f"{test['accuracy']:.2%} ({test['n_errors']} errors in {test['n']:,}); one run"),
+            (
+                f"Claimed {claims['claimed_accuracy']:.2%}",
+                verdicts.shortfall(claims["accuracy"], claims["claimed_accuracy"], claims["n"], claims["binomial_se"]),
+            ),
+            ("Most confused pairs (both directions)", top),
+            (
+                f"{claimed_pairs} the top {len(claims['claimed_pairs'])}?",
+                f"{'yes' if claims['pairs_claim_holds'] else 'no'} (ranks {ranks})",
+            ),
+            (
+                "Setup",
+                f"{m['parameters']:,} parameters; {cfg['epochs']} epochs, batch {cfg['batch_size']}, seed "
+                f"{cfg['seed']}, on all {m['data']['n_train_final']:,} training images, {cfg['precision']}",
+            ),
+            (
+                "Typeset digits recognised",
+                f"{m['font_digits']['rate']:.0%} ({m['font_digits']['recognised']} of "
+                f"{m['font_digits']['n']}, {len(m['font_digits']['by_font'])} fonts)",
+            ),
+            training_time("01-seed-reproduction", m),
+        ],
+    )
 
 
 def study_table(m: dict) -> str:
     """The claimed setup over many seeds (notebook 02): single runs by their spread, the mean by its interval."""
-    s, v, pairs, core, cal, held = (m[k] for k in ("accuracy_summary", "accuracy_verdict", "pairs", "hard_core",
-                                                   "calibration", "holding_out"))  # fmt: skip
+    s, v, pairs, core, cal, held = (
+        m[k] for k in ("accuracy_summary", "accuracy_verdict", "pairs", "hard_core", "calibration", "holding_out")
+    )
     claimed = v["claimed_accuracy"]
-    return _table("the claimed setup, many seeds", [
-        ("Runs", f"{s['n_runs']} seeds ({m['seeds'][0]}-{m['seeds'][-1]}), each on all {m['data']['n_train']:,} "
-                 "training images"),
-        ("Test accuracy, mean +- std", f"{s['mean']:.2%} +- {s['std']:.2%} (range {s['min']:.2%} to {s['max']:.2%})"),
-        (f"A single run reaching {claimed:.2%}", f"{v['runs_reaching_claim']} of {s['n_runs']} runs; one more run: "
-                                                 f"{s['prediction_low']:.2%} to {s['prediction_high']:.2%} "
-                                                 f"({'plausible' if v['one_run_plausible'] else 'not plausible'})"),
-        ("The mean", f"{s['level']:.0%} interval {s['ci_low']:.2%} to {s['ci_high']:.2%}: the claim is "
-                     f"{v['position']} it"),
-        (f"{' and '.join(pairs['summed']['pairs'])} the top 2?", f"in {pairs['runs_holding']} of {pairs['n_runs']} "
-                                                                 f"runs; summed: ranks "
-                                                                 f"{' and '.join(map(str, pairs['summed']['ranks']))}"),
-        ("Test images every run gets wrong", f"{core['wrong_by_all']} (at least one run: {core['wrong_by_any']})"),
-        (f"Holding out {m['data']['n_held_out']:,} images", f"{held['mean_difference'] * 100:+.2f} points "
-                                                            f"({verdicts.paired_difference(held).rpartition(': ')[2]})"),
-        ("Calibration (held-out runs)", f"ECE {cal['mean_ece_before']:.2%} -> {cal['mean_ece_after']:.2%} with "
-                                        f"temperature {cal['mean_temperature']:.2f}"),
-        training_time("02-multi-seed-study", m),
-    ])  # fmt: skip
+    return _table(
+        "the claimed setup, many seeds",
+        [
+            (
+                "Runs",
+                f"{s['n_runs']} seeds ({m['seeds'][0]}-{m['seeds'][-1]}), each on all {m['data']['n_train']:,} "
+                "training images",
+            ),
+            (
+                "Test accuracy, mean +- std",
+                f"{s['mean']:.2%} +- {s['std']:.2%} (range {s['min']:.2%} to {s['max']:.2%})",
+            ),
+            (
+                f"A single run reaching {claimed:.2%}",
+                f"{v['runs_reaching_claim']} of {s['n_runs']} runs; one more run: "
+                f"{s['prediction_low']:.2%} to {s['prediction_high']:.2%} "
+                f"({'plausible' if v['one_run_plausible'] else 'not plausible'})",
+            ),
+            (
+                "The mean",
+                f"{s['level']:.0%} interval {s['ci_low']:.2%} to {s['ci_high']:.2%}: the claim is {v['position']} it",
+            ),
+            (
+                f"{' and '.join(pairs['summed']['pairs'])} the top 2?",
+                f"in {pairs['runs_holding']} of {pairs['n_runs']} "
+                f"runs; summed: ranks "
+                f"{' and '.join(map(str, pairs['summed']['ranks']))}",
+            ),
+            ("Test images every run gets wrong", f"{core['wrong_by_all']} (at least one run: {core['wrong_by_any']})"),
+            (
+                f"Holding out {m['data']['n_held_out']:,} images",
+                f"{held['mean_difference'] * 100:+.2f} points ({verdicts.paired_difference(held).rpartition(': ')[2]})",
+            ),
+            (
+                "Calibration (held-out runs)",
+                f"ECE {cal['mean_ece_before']:.2%} -> {cal['mean_ece_after']:.2%} with "
+                f"temperature {cal['mean_temperature']:.2f}",
+            ),
+            training_time("02-multi-seed-study", m),
+        ],
+    )
 
 
 def beyond_table(m: dict) -> str:
@@ -93,25 +129,42 @@ def beyond_table(m: dict) -> str:
     tuned, base = m["tuned"]["test"]["accuracy"], m["baseline"]["accuracies"]
     mc, earlier, ens = m["mcnemar"], m["mcnemar_earlier_better"][0], m["mcnemar_ensembles"]
     noise = m["label_errors"]
-    return _table("beyond the baseline", [
-        ("Tuned baseline network", f"{tuned:.2%}: one run (baseline mean over {len(base)} seeds "
-                                   f"{sum(base) / len(base):.2%})"),
-        ("Ablation (validation, 2 seeds each)", "; ".join(f"{r['variant']} {r['difference'] * 100:+.2f} points"
-                                                          for r in ab["rows"][1:])),
-        ("Final network", f"{s['mean']:.2%} +- {s['std']:.2%} over {s['n_runs']} seeds (interval of the mean "
-                          f"{s['ci_low']:.2%} to {s['ci_high']:.2%})"),
-        (f"Ensemble of those {s['n_runs']} runs", f"{final['ensemble']['accuracy']:.2%} (one ensemble)"),
-        ("Snapshot ensemble", f"{m['snapshot']['ensemble_accuracy']:.2%} (one run)"),
-        ("Final vs baseline network, seed 0", f"{mc['b_only']} vs {mc['a_only']} images right for one only, "
-                                              f"p = {mc['p_value']:.2g}"),
-        ("Final vs earlier better network, seed 0", f"{earlier['b_only']} vs {earlier['a_only']}, p = "
-                                                    f"{earlier['p_value']:.2g}: {earlier['text'].rpartition(': ')[2]}"),
-        ("The two ensembles", f"{ens['b_only']} vs {ens['a_only']}, p = {ens['p_value']:.2g}"),
-        ("Order on the images whose labels stand", "changes" if noise["ranking_changes"] else "unchanged"),
-        ("Published, for comparison", "one network of this family 99.64% (mean of 1,500 runs), 15 ensembled 99.75% "
-                                      "(Deotte)"),
-        training_time("03-beyond-the-seed", m),
-    ])  # fmt: skip
+    return _table(
+        "beyond the baseline",
+        [
+            (
+                "Tuned baseline network",
+                f"{tuned:.2%}: one run (baseline mean over {len(base)} seeds {sum(base) / len(base):.2%})",
+            ),
+            (
+                "Ablation (validation, 2 seeds each)",
+                "; ".join(f"{r['variant']} {r['difference'] * 100:+.2f} points" for r in ab["rows"][1:]),
+            ),
+            (
+                "Final network",
+                f"{s['mean']:.2%} +- {s['std']:.2%} over {s['n_runs']} seeds (interval of the mean "
+                f"{s['ci_low']:.2%} to {s['ci_high']:.2%})",
+            ),
+            (f"Ensemble of those {s['n_runs']} runs", f"{final['ensemble']['accuracy']:.2%} (one ensemble)"),
+            ("Snapshot ensemble", f"{m['snapshot']['ensemble_accuracy']:.2%} (one run)"),
+            (
+                "Final vs baseline network, seed 0",
+                f"{mc['b_only']} vs {mc['a_only']} images right for one only, p = {mc['p_value']:.2g}",
+            ),
+            (
+                "Final vs earlier better network, seed 0",
+                f"{earlier['b_only']} vs {earlier['a_only']}, p = "
+                f"{earlier['p_value']:.2g}: {earlier['text'].rpartition(': ')[2]}",
+            ),
+            ("The two ensembles", f"{ens['b_only']} vs {ens['a_only']}, p = {ens['p_value']:.2g}"),
+            ("Order on the images whose labels stand", "changes" if noise["ranking_changes"] else "unchanged"),
+            (
+                "Published, for comparison",
+                "one network of this family 99.64% (mean of 1,500 runs), 15 ensembled 99.75% (Deotte)",
+            ),
+            training_time("03-beyond-the-seed", m),
+        ],
+    )
 
 
 def _cell(text: str) -> str:
@@ -178,7 +231,9 @@ def block_pattern(name: str) -> re.Pattern:
 
 
 def update_readme(
-    readme: Path = PROJECT_ROOT / "README.md", reports: Path = PROJECT_ROOT / "reports", notebooks: Path = NOTEBOOKS,
+    readme: Path = PROJECT_ROOT / "README.md",
+    reports: Path = PROJECT_ROOT / "reports",
+    notebooks: Path = NOTEBOOKS,
     print_fn=print,
 ) -> Path:
     """Rewrite every generated block of ``readme`` from the current files in ``reports``, and the
@@ -229,8 +284,10 @@ def bench_table(report: dict) -> str:
     m, s = report["machine"], report["setup"]
     n = report["matmul_n"]
     peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
-    peaks = (f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
-             f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)")  # fmt: skip
+    peaks = (
+        f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
+        f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)"
+    )
     lines += [
         "",
         f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; {peaks}; "
@@ -241,10 +298,14 @@ def bench_table(report: dict) -> str:
         lines.append(f"- {t['target']}: {t['measured']:.2f} -> {'met' if t['met'] else 'NOT met'}")
     if report.get("throughput"):
         t = report["throughput"]
-        parts = [f"{r['workers']} worker(s) x {r['threads_per_run']} thread(s) {r['runs_per_hour']:.1f}"
-                 for r in t["settings"].values()]  # fmt: skip
-        held_out = t["validation_fraction"]
-        lines.append(f"- Report throughput (baseline network, {t['epochs']} epochs per run on {t['n_train']:,} images "
-                     f"with {held_out:.0%} of them held out, runs per hour through the executor): {'; '.join(parts)}; "
-                     f"the default is {t['speedup']:.2f}x one worker")  # fmt: skip
+        parts = [
+            f"{r['workers']} worker(s) x {r['threads_per_run']} thread(s) {r['runs_per_hour']:.1f}"
+            for r in t["settings"].values()
+        ]
+        held_out = t.get("validation_fraction", 0.1)  # bench.json written before it was recorded: the default
+        lines.append(
+            f"- Report throughput (baseline network, {t['epochs']} epochs per run on {t['n_train']:,} images "
+            f"with {held_out:.0%} of them held out, runs per hour through the executor): {'; '.join(parts)}; "
+            f"the default is {t['speedup']:.2f}x one worker"
+        )
     return "\n".join(lines)

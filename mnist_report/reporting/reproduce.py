@@ -53,8 +53,9 @@ def _beside(numbers: dict, key: str, name: str):
     return numbers.get(f"{head}.{name}" if head else name, (None, None))[1]
 
 
-def spread(kind: Kind, key: str, value: float, numbers: dict, n_test: int, n_val: int | None,
-           seed_std: float | None) -> float:  # fmt: skip
+def spread(
+    kind: Kind, key: str, value: float, numbers: dict, n_test: int, n_val: int | None, seed_std: float | None
+) -> float:
     """One draw's standard deviation of a number of ``kind`` (see the module's docstring)."""
     if kind == Kind.ERRORS:
         p = 1 - value / n_test
@@ -85,13 +86,15 @@ def compare(committed: Path, reproduced: Path) -> dict:
         new = metrics.load(reproduced / path.name) if (reproduced / path.name).is_file() else {}
         machines[name] = same_machine(old, new)
         a_numbers, b_numbers = metrics.numbers(old), metrics.numbers(new)
-        n_test = int(next((a_numbers[k][1] for k in ("test.n", "final.ensemble.n", "data.n_test") if k in a_numbers),
-                          10000))  # fmt: skip
+        n_test = int(
+            next((a_numbers[k][1] for k in ("test.n", "final.ensemble.n", "data.n_test") if k in a_numbers), 10000)
+        )
         n_val = a_numbers.get("ablation.n_val", (None, None))[1]
         found = {k: metrics.kinds(name, list(p)) for k, (p, _) in {**b_numbers, **a_numbers}.items()}
         other_choice = not machines[name] and any(
             Kind.CHOICE in ks and a_numbers.get(k, (0, None))[1] != b_numbers.get(k, (0, None))[1]
-            for k, ks in found.items())  # fmt: skip
+            for k, ks in found.items()
+        )
         for key, ks in found.items():
             a, b = a_numbers.get(key, (0, None))[1], b_numbers.get(key, (0, None))[1]
             kind = ks[-1] if ks else Kind.STATISTIC
@@ -131,14 +134,18 @@ def compare(committed: Path, reproduced: Path) -> dict:
     counted = [r for r in rows if r["kind"] != Kind.TIMING.value]
     same = sum(r["verdict"] == "identical" for r in counted)
     if bad:
-        verdict = (f"NOT REPRODUCED: {len(bad)} of {len(counted)} numbers outside what noise explains "
-                   f"(first: {bad[0]['notebook']} {bad[0]['number']}: {bad[0]['verdict']})")  # fmt: skip
+        verdict = (
+            f"NOT REPRODUCED: {len(bad)} of {len(counted)} numbers outside what noise explains "
+            f"(first: {bad[0]['notebook']} {bad[0]['number']}: {bad[0]['verdict']})"
+        )
     elif same == len(counted):
         verdict = f"REPRODUCED: all {len(counted)} numbers identical (timings aside)"
     else:
-        verdict = (f"REPRODUCED WITHIN NOISE: {same} of {len(counted)} numbers identical; each of the "
-                   f"{len(judged)} accuracies that differ is within {z:.2f} x the noise the report measured "
-                   f"({n_tests} accuracies compared)")  # fmt: skip
+        verdict = (
+            f"REPRODUCED WITHIN NOISE: {same} of {len(counted)} numbers identical; each of the "
+            f"{len(judged)} accuracies that differ is within {z:.2f} x the noise the report measured "
+            f"({n_tests} accuracies compared)"
+        )
     return {"rows": rows, "verdict": verdict, "ok": not bad, "seed_std": seed_std, "z": z, "same_machine": machines}
 
 
@@ -151,25 +158,44 @@ def markdown(result: dict) -> str:
     differ = [r for r in result["rows"] if r["verdict"] not in ("identical", "timing")]
     timings = [r for r in result["rows"] if r["kind"] == Kind.TIMING.value]
     same = [name for name, yes in result.get("same_machine", {}).items() if yes]
-    lines = [result["verdict"], "",
-             f"Same machine and packages as the committed report (every number must be identical): "
-             f"{', '.join(same) or 'none'}. Elsewhere an accuracy may differ by up to `allowed`: "
-             f"{result.get('z', 2):.2f} times the noise of a difference between two runs.",
-             "", "| notebook | number | kind | committed | reproduced | difference | allowed | verdict |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    lines = [
+        result["verdict"],
+        "",
+        f"Same machine and packages as the committed report (every number must be identical): "
+        f"{', '.join(same) or 'none'}. Elsewhere an accuracy may differ by up to `allowed`: "
+        f"{result.get('z', 2):.2f} times the noise of a difference between two runs.",
+        "",
+        "| notebook | number | kind | committed | reproduced | difference | allowed | verdict |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in differ:
-        lines.append(f"| {r['notebook']} | {r['number']} | {r['kind']} | {fmt(r['committed'])} | "
-                     f"{fmt(r['reproduced'])} | {fmt(r.get('difference'))} | {fmt(r.get('noise'))} | {r['verdict']} |")
+        lines.append(
+            f"| {r['notebook']} | {r['number']} | {r['kind']} | {fmt(r['committed'])} | "
+            f"{fmt(r['reproduced'])} | {fmt(r.get('difference'))} | {fmt(r.get('noise'))} | {r['verdict']} |"
+        )
     n_same = sum(r["verdict"] == "identical" and r["kind"] != Kind.TIMING.value for r in result["rows"])
-    lines += ["", f"{n_same} other numbers are identical.", "", "Timings (not judged):", "",
-              "| notebook | number | committed | reproduced |", "| --- | --- | ---: | ---: |"]  # fmt: skip
+    lines += [
+        "",
+        f"{n_same} other numbers are identical.",
+        "",
+        "Timings (not judged):",
+        "",
+        "| notebook | number | committed | reproduced |",
+        "| --- | --- | ---: | ---: |",
+    ]
     lines += [f"| {r['notebook']} | {r['number']} | {fmt(r['committed'])} | {fmt(r['reproduced'])} |" for r in timings]
     return "\n".join(lines) + "\n"
 
 
-def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT / "reproduce",
-              notebooks_dir: Path = PROJECT_ROOT / "notebooks", names: list[str] | None = None,
-              timeout: int | None = None, print_fn=print, resume: bool = False) -> dict:  # fmt: skip
+def reproduce(
+    reports: Path = PROJECT_ROOT / "reports",
+    out: Path = PROJECT_ROOT / "reproduce",
+    notebooks_dir: Path = PROJECT_ROOT / "notebooks",
+    names: list[str] | None = None,
+    timeout: int | None = None,
+    print_fn=print,
+    resume: bool = False,
+) -> dict:
     """Train every run again into ``out/runs`` and execute every notebook (or ``names``) into ``out``;
     compare; write ``out/reproduce.md`` and ``out/reproduce.json``. ``resume``: keep the runs an
     interrupted reproduction trained (a full one takes hours on a small machine)."""
@@ -186,8 +212,10 @@ def reproduce(reports: Path = PROJECT_ROOT / "reports", out: Path = PROJECT_ROOT
         try:
             metrics.load(reports / f"{name}.metrics.json")
         except (OSError, metrics.MetricsError) as e:
-            raise ValueError(f"the committed report of {name} cannot be read as this code declares it, so there "
-                             f"is nothing to reproduce yet: regenerate it first (`make report`). {e}") from None
+            raise ValueError(
+                f"the committed report of {name} cannot be read as this code declares it, so there "
+                f"is nothing to reproduce yet: regenerate it first (`make report`). {e}"
+            ) from None
         if not executed.is_file():
             raise FileNotFoundError(f"{shown(executed)} does not exist: there is no committed report of {name}")
         plans.append((name, Path(notebooks_dir) / f"{name}.ipynb", recorded_parameters(executed)))

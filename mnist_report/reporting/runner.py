@@ -16,9 +16,9 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError
 
+from mnist_report.io import read_json
 from mnist_report.paths import PROJECT_ROOT, from_root
 from mnist_report.reporting import provenance
-from mnist_report.io import read_json
 from mnist_report.reporting.outputs import STAGING_ENV
 from mnist_report.runs.store import STORE, STORE_ENV
 
@@ -69,8 +69,7 @@ def check_parameters(notebook: str | Path, params: dict[str, Any]) -> dict:
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ValueError(
-            f"{Path(notebook).name}: unknown parameter(s) {', '.join(unknown)}; "
-            f"its parameters are {', '.join(known)}"
+            f"{Path(notebook).name}: unknown parameter(s) {', '.join(unknown)}; its parameters are {', '.join(known)}"
         )
     return known
 
@@ -99,9 +98,11 @@ def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], kno
     folder = output.parent.resolve()
     computing = sorted(set(params) - set(PLACES))
     if folder == (PROJECT_ROOT / "reports").resolve() and computing:
-        raise ValueError(f"{notebook.name}: reports/ holds the report made with the notebook's own parameters "
-                         f"(make report); with other values of {', '.join(computing)}, execute it into another "
-                         f"folder (make run OUT=reports/custom)")  # fmt: skip
+        raise ValueError(
+            f"{notebook.name}: reports/ holds the report made with the notebook's own parameters "
+            f"(make report); with other values of {', '.join(computing)}, execute it into another "
+            f"folder (make run OUT=reports/custom)"
+        )
     if "output_dir" not in known:
         return params
     if "output_dir" not in params:
@@ -114,13 +115,13 @@ def _beside_the_output(notebook: Path, output: Path, params: dict[str, Any], kno
             f"{notebook.name}: output_dir {params['output_dir']!r} (relative to the project root: "
             f"{from_root(params['output_dir']).resolve()}) is not the executed notebook's folder ({folder}); its "
             f"figures and metrics are written beside the executed notebook: leave output_dir out, or give the "
-            f"same folder to both")  # fmt: skip
+            f"same folder to both"
+        )
     return params
 
 
-# Seconds one cell may run before papermill stops the notebook: long enough for the longest cell on a small
-# machine (notebook 03's candidates, 8 runs of 20 epochs, take about 3.3 hours on a 2-core AVX2 CPU), short
-# enough to end a hung kernel within a day.
+# Seconds one cell may run before papermill stops the notebook: long enough for a cell that trains hours of
+# runs on a small machine, short enough to end a hung kernel within a day.
 CELL_TIMEOUT = 24 * 3600
 
 
@@ -135,8 +136,9 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     """
     notebook, output = Path(notebook), Path(output)
     if output.suffix != ".ipynb" or output.is_dir():
-        raise ValueError(f"{output}: the executed notebook is written to a file whose name ends in .ipynb "
-                         f"(not a folder)")  # fmt: skip
+        raise ValueError(
+            f"{output}: the executed notebook is written to a file whose name ends in .ipynb (not a folder)"
+        )
     params = _beside_the_output(notebook, output, params, check_parameters(notebook, params))
     made_from = provenance.inputs(notebook)  # the sources as they are when it starts (it may run for hours)
     saved_store = os.environ.get(STORE_ENV)
@@ -155,9 +157,16 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     IPCKernelManager.stderr_to = kernel_log = Path(kernel_log)
     try:
         pm.execute_notebook(
-            str(notebook), str(partial), parameters=params, kernel_name="python3", cwd=str(PROJECT_ROOT),
-            execution_timeout=timeout, log_output=True, progress_bar=False, kernel_manager_class=IPCKernelManager,
-        )  # fmt: skip
+            str(notebook),
+            str(partial),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(PROJECT_ROOT),
+            execution_timeout=timeout,
+            log_output=True,
+            progress_bar=False,
+            kernel_manager_class=IPCKernelManager,
+        )
     except pm.PapermillExecutionError as e:
         os.replace(partial, failed)
         shutil.rmtree(stage, ignore_errors=True)
@@ -175,7 +184,8 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
         shutil.rmtree(stage, ignore_errors=True)
         raise RuntimeError(
             f"{notebook}: a cell ran longer than the {timeout} s allowed to one cell (--timeout, or TIMEOUT= for "
-            f"make); " + (f"the executed copy up to that cell is {failed}; " if kept else "")
+            f"make); "
+            + (f"the executed copy up to that cell is {failed}; " if kept else "")
             + f"{output} and its figures and metrics were left as they were"
         ) from None
     except BaseException as e:  # interrupted, or the kernel died: nothing half-written remains
@@ -201,9 +211,11 @@ def execute(notebook: str | Path, output: str | Path, params: dict[str, Any], ti
     failed.unlink(missing_ok=True)
     changed = provenance.differences(made_from, provenance.inputs(notebook, made_from["runs"]))
     if changed:
-        warnings.warn(f"{notebook.name}: its sources changed while it ran ({'; '.join(changed)}); its outputs are "
-                      f"recorded as made from the sources at its start, so `make check-report` calls it stale",
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{notebook.name}: its sources changed while it ran ({'; '.join(changed)}); its outputs are "
+            f"recorded as made from the sources at its start, so `make check-report` calls it stale",
+            stacklevel=2,
+        )
     return output
 
 
@@ -224,8 +236,12 @@ def publish(stage: Path, target: Path, name: str) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def build_report(notebooks_dir: Path = PROJECT_ROOT / "notebooks", reports: Path = PROJECT_ROOT / "reports",
-                 timeout: int = CELL_TIMEOUT, print_fn=print) -> list[str]:  # fmt: skip
+def build_report(
+    notebooks_dir: Path = PROJECT_ROOT / "notebooks",
+    reports: Path = PROJECT_ROOT / "reports",
+    timeout: int = CELL_TIMEOUT,
+    print_fn=print,
+) -> list[str]:
     """Execute exactly the stale notebooks, in order, each with the reason it runs; then the site, and
     the run store pruned to the runs the report uses. Returns the names of the notebooks executed.
 

@@ -42,7 +42,7 @@ QUESTION = (
 )
 INTRODUCTION = (
     "This report trains that network, measures it over many seeds, and then tunes it and chooses a "
-    "stronger recipe on the validation split alone, using the test set once. Every number and every "
+    "stronger network, asks what each part of it is worth, and uses the test set once. Every number and every "
     "verdict on these pages is computed by code from the trained runs, on MNIST files whose checksums "
     "are verified on every load; none is typed. The notebooks are shown as they were "
     "executed."
@@ -50,18 +50,19 @@ INTRODUCTION = (
 # A heading for each of readme.blocks()'s tables; a block not named here is headed by its name.
 HEADINGS = {
     "results": "The baseline network, one run",
-    "study": "The same configuration, many seeds",
+    "study": "The claimed setup, many seeds",
     "beyond": "Beyond the baseline",
     "bench": "Training speed",
 }
-# The findings: verdict sentences the notebooks wrote into their metrics (file, path of keys), in order.
 # The findings: verdict sentences the notebooks wrote into their metrics (file, path of keys, how many of
 # its sentences), in order; one that is missing is left out.
 FINDINGS = (
-    ("01-seed-reproduction.metrics.json", ("claims", "accuracy_verdict"), 2),
+    ("01-seed-reproduction.metrics.json", ("claims", "accuracy_verdict"), 1),
     ("02-multi-seed-study.metrics.json", ("accuracy_verdict", "text"), 2),
     ("02-multi-seed-study.metrics.json", ("pairs", "text"), 1),
-    ("03-beyond-the-seed.metrics.json", ("mcnemar", "text"), 2),
+    ("03-beyond-the-seed.metrics.json", ("final", "text"), 1),
+    ("03-beyond-the-seed.metrics.json", ("mcnemar_earlier_better", 0, "text"), 1),
+    ("03-beyond-the-seed.metrics.json", ("ablation", "text"), 3),
 )
 
 CONF = """\
@@ -106,8 +107,15 @@ CSS = """\
 .bd-article .cell_output table { margin-bottom: 1em; }
 .bd-article .cell_output img { max-width: 100%; height: auto; }
 """
-CACHES = (".buildinfo", ".doctrees", "objects.inv", "_sources", ".jupyter_cache", "jupyter_execute",
-          "_static/locales")  # the last: the theme's translations, read when building, never by a browser
+CACHES = (
+    ".buildinfo",
+    ".doctrees",
+    "objects.inv",
+    "_sources",
+    ".jupyter_cache",
+    "jupyter_execute",
+    "_static/locales",
+)  # the last: the theme's translations, read when building, never by a browser
 # Never read by a browser: source maps (for developer tools; 3.5 MB of the theme's 6.6), and the themes'
 # Jinja macros that Sphinx copies with their static files (they are templates, not pages).
 UNREAD = ("*.map", "_static/**/*.html")
@@ -145,8 +153,10 @@ def tables(reports: Path = REPORTS, warn: Callable[[str], None] = print) -> dict
         out = readme.blocks(Path(reports), left)
     except Exception as e:  # noqa: BLE001  (whatever breaks the tables, the site still builds)
         fallback, why = _readme_blocks(), (str(e).splitlines() or [""])[0]
-        warn(f"site: mnist_report.reporting.readme.blocks failed ({type(e).__name__}: {why}); "
-             f"the landing page shows README.md's tables instead ({', '.join(fallback) or 'none'})")  # fmt: skip
+        warn(
+            f"site: mnist_report.reporting.readme.blocks failed ({type(e).__name__}: {why}); "
+            f"the landing page shows README.md's tables instead ({', '.join(fallback) or 'none'})"
+        )
         return fallback
     if left:
         fallback = _readme_blocks()
@@ -180,8 +190,12 @@ def findings(reports: Path = REPORTS) -> list[str]:
     return out
 
 
-def landing_page(reports: Path = REPORTS, pages: list[str] | None = None, appendix: str | None = None,
-                 warn: Callable[[str], None] = print) -> str:  # fmt: skip
+def landing_page(
+    reports: Path = REPORTS,
+    pages: list[str] | None = None,
+    appendix: str | None = None,
+    warn: Callable[[str], None] = print,
+) -> str:
     """index.md: the question, the findings, the results tables, and the table of contents."""
     pages = [p.stem for p in notebooks(reports)] if pages is None else pages
     parts = [f"# {TITLE}", QUESTION, INTRODUCTION]
@@ -212,8 +226,9 @@ def _check_notebook(path: Path) -> None:
         raise SiteError(f"{shown(path)} is not a readable notebook: {type(e).__name__}: {e}"[:2000]) from e
 
 
-def assemble(source: Path, reports: Path = REPORTS, appendix: Path = APPENDIX,
-             warn: Callable[[str], None] = print) -> Path:  # fmt: skip
+def assemble(
+    source: Path, reports: Path = REPORTS, appendix: Path = APPENDIX, warn: Callable[[str], None] = print
+) -> Path:
     """Write the Sphinx source folder ``source``: conf.py, index.md, the notebooks and the appendix."""
     found = notebooks(reports)
     if not found:
@@ -242,8 +257,17 @@ def _sphinx(source: Path, html: Path, doctrees: Path) -> list[str]:
     warnings = io.StringIO()
     try:
         with patch_docutils(source), docutils_namespace():
-            app = Sphinx(str(source), str(source), str(html), str(doctrees), "html",
-                         status=None, warning=warnings, freshenv=True, verbosity=0)  # fmt: skip
+            app = Sphinx(
+                str(source),
+                str(source),
+                str(html),
+                str(doctrees),
+                "html",
+                status=None,
+                warning=warnings,
+                freshenv=True,
+                verbosity=0,
+            )
             app.build(force_all=True)
     except Exception as e:  # noqa: BLE001  (Sphinx's and its extensions' errors alike)
         raise SiteError(f"Sphinx failed: {type(e).__name__}: {e}\n{warnings.getvalue()}".strip()) from e
@@ -283,8 +307,13 @@ def _replace(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build(reports: Path = REPORTS, out: Path = SITE, *, appendix: Path | None = APPENDIX,
-          warn: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+def build(
+    reports: Path = REPORTS,
+    out: Path = SITE,
+    *,
+    appendix: Path | None = APPENDIX,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
     """Build the report site from the executed notebooks in ``reports`` into ``out``, replacing it only
     when the build has succeeded (a ``SiteError`` otherwise, ``out`` untouched). Sphinx's warnings are
     passed to ``warn`` (default: printed to stderr). Returns ``out``."""

@@ -63,7 +63,7 @@ def get(
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         _train(todo, configs, keys, keep, results, fingerprint, test, describe, scheduler, workers,
-               print_fn or (lambda line: None))  # fmt: skip
+               print_fn or (lambda line: None))
     for run in results:
         _USED[run.key] = store.record_hash(run)
     return results
@@ -107,7 +107,7 @@ def _train(todo, configs, keys, keep, results, fingerprint, test, describe, sche
                     minutes = (time.perf_counter() - start) / 60
                     resumed = f", resumed after epoch {result['resumed_at']}" if result["resumed_at"] else ""
                     say(f"[{done}/{len(todo)} in {minutes:.0f} min] {describe(results[i])} "
-                        f"(trained in {results[i].train_seconds:.0f} s{resumed})")  # fmt: skip
+                        f"(trained in {results[i].train_seconds:.0f} s{resumed})")
                 free = ex.n_workers() - len(pending)
                 for i in list(waiting):
                     if free <= 0:
@@ -124,7 +124,7 @@ def _train(todo, configs, keys, keep, results, fingerprint, test, describe, sche
                         done += 1
                         continue
                     future = ex.client.submit(task_run, configs[i], fingerprint, str(store.backup_dir(keys[i])), test,
-                                              key=f"run-{keys[i]}", pure=False)  # fmt: skip
+                                              key=f"run-{keys[i]}", pure=False)
                     pending[future] = (i, lock)
                     free -= 1
                 time.sleep(POLL_S)

@@ -2,12 +2,14 @@
 
 Every run is independent of the others, so the runs of a study are submitted as Dask tasks and
 trained at the same time, each in a worker process of its own with a fixed number of TensorFlow
-threads (``TrainConfig.threads``, part of a run's cache key). The number of workers decides only how
+threads (``TrainConfig.threads``, part of a run's key). The number of workers decides only how
 many runs train at once, never a number in the report.
 
 - Default: a ``LocalCluster`` of ``cores // threads_per_run`` worker processes, one task at a time each.
 - A cluster: ``scheduler="tcp://host:8786"`` or ``$MNIST_REPORT_SCHEDULER`` connects to a running
-  ``dask scheduler``; its workers need this project installed (package and data/).
+  ``dask scheduler``; its workers need this project installed (package and data/). A scheduler runs
+  code for anyone who reaches its port: bind it to loopback or a private network, or use TLS
+  (mnist_report/README.md shows how).
 """
 
 from __future__ import annotations

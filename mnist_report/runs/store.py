@@ -35,7 +35,7 @@ STORE = PROJECT_ROOT / "reports" / "runs"  # the committed runs of the report
 CACHE_ENV = "MNIST_REPORT_CACHE"  # runs with other parameters, backups and locks: outside the repository
 STORE_ENV = "MNIST_REPORT_STORE"  # the one store to read and write (make report: reports/runs; make reproduce)
 ARRAYS = ("y_val", "val_proba", "y_test", "test_proba", "val_tta_proba", "test_tta_proba",
-          "snapshot_val_proba", "snapshot_test_proba")  # fmt: skip
+          "snapshot_val_proba", "snapshot_test_proba")
 
 
 class RecordError(ValueError):
@@ -112,7 +112,7 @@ def _sha256(path: Path) -> str:
 
 def _content_hash(meta: dict) -> str:
     return hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode()
-                          ).hexdigest()  # fmt: skip
+                          ).hexdigest()
 
 
 def write(root: Path, run_key: str, config: TrainConfig, result: dict, keep_model: bool = False) -> Path:
@@ -134,7 +134,7 @@ def write(root: Path, run_key: str, config: TrainConfig, result: dict, keep_mode
             "key": run_key, "numerics": NUMERICS_VERSION, "config": config.to_dict(),
             "history": result["history"], "epoch_seconds": result["epoch_seconds"],
             "trained_on": result["trained_on"], "files": files,
-        }  # fmt: skip
+        }
         meta["sha256"] = _content_hash(meta)
         (tmp / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
         os.chmod(tmp, 0o755)
@@ -152,7 +152,7 @@ def read(directory: Path, config: TrainConfig | None = None, run_key: str | None
     directory = Path(directory)
     where = shown(directory / "run.json")
     fix = (f"restore it with `git checkout -- {shown(directory)}` if it is committed, or delete the folder to "
-           "train the run again")  # fmt: skip
+           "train the run again")
     try:
         meta = read_json(directory / "run.json")
     except (OSError, ValueError) as e:
@@ -177,7 +177,7 @@ def read(directory: Path, config: TrainConfig | None = None, run_key: str | None
     return Run(
         config=TrainConfig.from_params(meta["config"]), key=meta["key"], path=directory, history=meta["history"],
         epoch_seconds=meta["epoch_seconds"], trained_on=meta["trained_on"], arrays=arrays,
-    )  # fmt: skip
+    )
 
 
 def find(run_key: str, config: TrainConfig) -> Run | None:

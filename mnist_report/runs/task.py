@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import socket
 
 import numpy as np
@@ -45,20 +44,14 @@ def trained_on() -> dict:
     """The machine and packages a run was trained on (recorded with it; not part of its key)."""
     import tensorflow as tf
 
-    return {
-        "cpu": machine.cpu()["model"], "simd": machine.simd(), "machine": platform.machine(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], "python": platform.python_version(),
-        "packages": machine.versions(machine.TRAINING_PACKAGES), "worker": _worker_name(),
-        "threads": tf.config.threading.get_intra_op_parallelism_threads(),
-    }  # fmt: skip
+    return {"cpu": machine.cpu()["model"], **machine.fingerprint(), "packages": machine.versions(machine.TRAINING_PACKAGES),
+            "worker": _worker_name(), "threads": tf.config.threading.get_intra_op_parallelism_threads()}
 
 
 def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test: bool = True) -> dict:
     """Train ``config`` and return what the store keeps. ``test=False``: the test images are never
     looked at, and only the history is kept (a search trial)."""
     from mnist_report import quiet_tf  # noqa: F401  (first: TensorFlow imported without its probe noise)
-
-    import keras
 
     from mnist_report import data
     from mnist_report.modeling import model, resume, train
@@ -69,13 +62,13 @@ def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test
         splits = dataclasses.replace(splits, x_test=splits.x_test[:0], y_test=splits.y_test[:0])
     run = train.train(config, splits, print_fn=None, backup_dir=backup_dir)
     result = {"history": run.history, "epoch_seconds": run.epoch_seconds, "resumed_at": run.resumed_at,
-              "trained_on": trained_on()}  # fmt: skip
+              "trained_on": trained_on()}
     if os.environ.get("MALLOC_TRIM_THRESHOLD_"):  # see executor.start: training about 2x slower
         result["trained_on"]["worker"] += ", MALLOC_TRIM_THRESHOLD_ set: slow"
     if not test:
         return result
     proba = {split: model.predict_proba(run.model, x).astype(np.float32)
-             for split, x in (("val", splits.x_val), ("test", splits.x_test))}  # fmt: skip
+             for split, x in (("val", splits.x_val), ("test", splits.x_test))}
     result |= {"y_val": splits.y_val, "val_proba": proba["val"], "y_test": splits.y_test, "test_proba": proba["test"]}
     if config.architecture == "better":
         # test-time augmentation is judged on the validation images where a run has them, and used on the
@@ -84,8 +77,5 @@ def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test
         result[f"{split}_tta_proba"] = model.tta_proba(run.model, x).astype(np.float32)
     result |= run.snapshots  # snapshot_val_proba, snapshot_test_proba where cycles > 1
     result.pop("snapshot_models", None)
-    # the network without its optimizer: a third of the size, and it loads with keras.models.load_model alone
-    slim = keras.models.clone_model(run.model)
-    slim.set_weights(run.model.get_weights())
-    result["model"] = resume.model_bytes(slim)
+    result["model"] = resume.model_bytes(model.without_training_state(run.model))
     return result
