@@ -81,7 +81,7 @@ def test_holding_out_and_calibration_come_from_the_held_out_runs(executed):
     acc = [r["accuracy"] for r in metrics["runs"]]
     holding_out = metrics["holding_out"]
     assert holding_out["accuracies"] == pytest.approx([r.test_accuracy for r in held], abs=1e-12)
-    assert holding_out["names"] == ["all training images", "100 held out"]
+    assert holding_out["names"] == ["1,000 training images", "900 training images"]
     assert holding_out["mean_difference"] == pytest.approx(np.mean(holding_out["accuracies"]) - np.mean(acc))
     # each held-out run's temperature is fitted on its held-out images, never the test images, then applied
     calibration = metrics["calibration"]

@@ -74,12 +74,6 @@ def test_a_bad_variant_is_named_before_anything_trains(variants, seeds, message)
         recipe.variant_configs(RECIPE, variants, seeds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: recipe.variant_configs compares a variant's config (the "
-    "recipe's seed) with the earlier variants' first-seed configs, so two identical variants pass "
-    "unless the first seed is the recipe's own (notebook 03: seeds 0, 1; the recipe's seed 42)",
-)
 @pytest.mark.parametrize(
     "variants",
     [

@@ -86,7 +86,12 @@ def test_landing_page_has_the_results_tables_and_links_every_page(built, pages):
     index = pages[built / "index.html"]
     assert "table" in index.tags
     text = (built / "index.html").read_text()
-    assert text.count("<table") >= 3, "the results tables of notebooks 01 to 03"
+    from mnist_report.reporting import readme
+
+    rendered = readme.blocks(REPORTS, {})  # a notebook whose regeneration is owed has no table yet
+    assert rendered and text.count("<table") >= len(rendered), "the results tables"
+    for name in rendered:
+        assert site.HEADINGS.get(name, name) in text
     linked = {urlsplit(v).path for _, _, v in index.refs}
     for name in [*NOTEBOOKS, site.APPENDIX.stem]:
         assert f"{name}.html" in linked, f"the landing page does not link {name}.html"

@@ -163,11 +163,6 @@ def test_cli_train_parser_types_every_config_field(capsys):
     assert "--augment AUGMENT the better network's random rotations" in helped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: __main__._parser types a bool field with bool(), so "
-    "bool('False') is True and `--augment False` trains with augmentation",
-)
 def test_cli_train_parser_reads_false_for_the_ablation_switches():
     from mnist_report.__main__ import _parser
 

@@ -240,7 +240,7 @@ def test_tta_is_kept_only_if_it_raises_the_mean():
 
 def test_snapshot_alternative():
     assert verdicts.snapshot_alternative(0.9972, 5, 0.9968, 4, 0.9961) == (
-        "One run with 4 restarts of its schedule, its snapshots averaged: 99.68% (one run; its last snapshot alone "
+        "One run whose schedule restarts 3 times, its 4 snapshots averaged: 99.68% (one run; its last snapshot alone "
         "99.61%), against 99.72% for the ensemble of 5 seeds at 5 times the training (both without test-time "
         "augmentation)."
     )

@@ -177,7 +177,8 @@ def snapshot_alternative(
 ) -> str:
     """The snapshot ensemble of one run against the ensemble of seeds, at their costs."""
     return (
-        f"One run with {n_snapshots} restarts of its schedule, its snapshots averaged: {snapshot_ensemble:.2%} "
+        f"One run whose schedule restarts {n_snapshots - 1} times, its {n_snapshots} snapshots averaged: "
+        f"{snapshot_ensemble:.2%} "
         f"(one run; its last snapshot alone {last_snapshot:.2%}), against {seed_ensemble:.2%} for the "
         f"ensemble of {n_runs} seeds at {n_runs} times the training (both without test-time augmentation)."
     )

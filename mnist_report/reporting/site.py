@@ -7,10 +7,7 @@ Book Theme, and never executes a cell (``nb_execution_mode = "off"``). The outpu
 ``reports/site/`` only once it is whole: a failed build leaves the previous site as it was. Build
 caches (``.buildinfo``, doctrees, ``objects.inv``, copied sources) are left out, so two builds of the
 same inputs give the same files. Nothing is fetched: every script, style and font is in the site, which
-works opened from disk (file://) and over HTTP.
-
-    python -m mnist_report.reporting.site [--reports DIR] [--out DIR]
-"""
+works opened from disk (file://) and over HTTP."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +26,6 @@ from mnist_report.paths import PROJECT_ROOT, shown
 REPORTS = PROJECT_ROOT / "reports"
 SITE = REPORTS / "site"
 APPENDIX = PROJECT_ROOT / "notebooks" / "how-this-report-is-made.md"
-README = PROJECT_ROOT / "README.md"
 NOTEBOOKS = "[0-9][0-9]-*.ipynb"  # the executed notebooks, in order
 
 SITE_TITLE = "The MNIST ConvNet report"  # the sidebar's, and each browser tab's
@@ -131,41 +126,15 @@ def notebooks(reports: Path = REPORTS) -> list[Path]:
     return sorted(p for p in Path(reports).glob(NOTEBOOKS) if "." not in p.stem)
 
 
-def _readme_blocks(readme: Path = README) -> dict[str, str]:
-    """The generated blocks as README.md holds them (written by readme.update_readme from the same
-    metrics at the last `make report`), in its order."""
-    if not readme.is_file():
-        return {}
-    pattern = re.compile(r"<!-- (\w+):start: [^\n]*-->\n(.*?)\n?<!-- \1:end -->", re.S)
-    return {m.group(1): m.group(2).strip() for m in pattern.finditer(readme.read_text(encoding="utf-8"))}
-
-
 def tables(reports: Path = REPORTS, warn: Callable[[str], None] = print) -> dict[str, str]:
-    """The results tables, name -> Markdown, from ``readme.blocks(reports)``, in its order.
+    """The results tables, name -> Markdown (``readme.blocks``); one whose metrics do not follow their
+    declaration (made by older code: its regeneration owed) is left out, and ``warn`` says so."""
+    from mnist_report.reporting import readme
 
-    Where ``mnist_report.reporting.readme`` does not import or its ``blocks`` fails, the README's
-    generated blocks stand in for all of them; where a metrics file does not follow its notebook's
-    schema (made by older code), the README's block of that name stands in for it. ``warn`` says so."""
     left: dict[str, str] = {}
-    try:
-        from mnist_report.reporting import readme
-
-        out = readme.blocks(Path(reports), left)
-    except Exception as e:  # noqa: BLE001  (whatever breaks the tables, the site still builds)
-        fallback, why = _readme_blocks(), (str(e).splitlines() or [""])[0]
-        warn(
-            f"site: mnist_report.reporting.readme.blocks failed ({type(e).__name__}: {why}); "
-            f"the landing page shows README.md's tables instead ({', '.join(fallback) or 'none'})"
-        )
-        return fallback
-    if left:
-        fallback = _readme_blocks()
-        for name, why in left.items():
-            if name in fallback:
-                out[name] = fallback[name]
-            warn(f"site: the {name} table is README.md's: {why}")
-        order = [*fallback, *(n for n in out if n not in fallback)]
-        out = {n: out[n] for n in order if n in out}
+    out = readme.blocks(Path(reports), left)
+    for name, why in left.items():
+        warn(f"site: the {name} table is left out: {why}")
     return out
 
 
@@ -334,24 +303,3 @@ def build(
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m mnist_report.reporting.site", description=__doc__.split("\n")[0])
-    parser.add_argument("--reports", type=Path, default=REPORTS, help="the executed notebooks and metrics")
-    parser.add_argument("--out", type=Path, default=SITE, help="the site's folder, replaced when the build succeeds")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        out = build(args.reports, args.out)
-    except SiteError as e:
-        print(f"site: FAILED: {e}", file=sys.stderr)
-        return 1
-    print(f"site: {shown(out)}/index.html built in {time.perf_counter() - start:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
