@@ -132,26 +132,6 @@ def test_training_curves_take_ordinary_histories():
     assert not fig.axes[1].axison and "accuracy not recorded" in fig.axes[1].texts[0].get_text()
 
 
-def test_candidate_scores_legend_and_ticks_are_clear():
-    rng = np.random.default_rng(0)
-    names = ["earlier better network", "weight average", "label smoothing", "weight average and label smoothing"]
-    rows = [
-        {
-            "candidate": c,
-            "val_accuracy": rng.normal(0.9952, 0.0006, 2),
-            "tta_val_accuracy": rng.normal(0.9955, 0.0006, 2),
-        }
-        for c in names
-    ]
-    fig = plots.candidate_scores(rows, names[-1])
-    _legends_cover_no_axes(fig)  # the old legend sat on the chosen (last) row
-    _tick_labels_apart(fig.axes[0].xaxis)
-    _nothing_outside_the_figure(fig)
-    chosen = [t for t in fig.axes[0].get_yticklabels() if t.get_fontweight() == "bold"]
-    assert [t.get_text() for t in chosen] == [names[-1] + " (chosen)"]
-    assert "chosen candidate" in _legend_text(fig)
-
-
 def test_per_class_bars_start_at_zero_with_a_label():
     per_class = [{"digit": d, "precision": 0.99 + d / 1000, "recall": 0.995, "f1": 0.992} for d in range(10)]
     fig = plots.per_class_bars(per_class)

@@ -409,47 +409,6 @@ def tuning_results(trials: list[dict], claimed: float | None = None) -> Figure:
     return fig
 
 
-def candidate_scores(rows: list[dict], chosen: str) -> Figure:
-    """Each candidate recipe's validation accuracy: one dot per seed, a bar at the mean, and the same
-    with test-time augmentation (open markers); the chosen candidate's row shaded, its name in bold."""
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 2.0), layout="constrained")
-    for y, r in enumerate(rows):
-        if r["candidate"] == chosen:
-            ax.axhspan(y - 0.45, y + 0.45, color="gold", alpha=0.2, lw=0, zorder=0, label="chosen candidate")
-        plain, tta = np.asarray(r["val_accuracy"]) * 100, np.asarray(r["tta_val_accuracy"]) * 100
-        ax.scatter(
-            plain, [y - 0.1] * len(plain), color="steelblue", s=30, zorder=3, label="one seed" if y == 0 else None
-        )
-        ax.scatter(
-            tta,
-            [y + 0.1] * len(tta),
-            facecolors="none",
-            edgecolors="seagreen",
-            s=30,
-            zorder=3,
-            label="one seed, test-time augmentation" if y == 0 else None,
-        )
-        ax.plot([plain.mean()] * 2, [y - 0.3, y + 0.05], color="steelblue", lw=2, label="mean" if y == 0 else None)
-        ax.plot(
-            [tta.mean()] * 2,
-            [y - 0.05, y + 0.3],
-            color="seagreen",
-            lw=2,
-            ls=":",
-            label="mean, test-time augmentation" if y == 0 else None,
-        )
-    ax.set_yticks(range(len(rows)), [r["candidate"] + (" (chosen)" if r["candidate"] == chosen else "") for r in rows])
-    for label, r in zip(ax.get_yticklabels(), rows, strict=True):
-        label.set_fontweight("bold" if r["candidate"] == chosen else "normal")
-    ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
-    _percent_ticks(ax.xaxis)
-    ax.set_xlabel("validation accuracy (%)")
-    fig.suptitle("Candidate recipes, scored on the validation split only")  # centred on the figure: names are long
-    ax.grid(axis="x", alpha=0.3)
-    _legend_outside(fig, ax.get_legend_handles_labels()[0], ncols=3)
-    return fig
-
-
 def ablation_scores(
     rows: list[dict],
     reference: str | None = None,
