@@ -84,7 +84,9 @@ def test_it_chooses_on_validation_and_tests_once_at_the_end(executed):
     steps = metrics["decisions"]
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
     assert [s["test_set"] for s in steps] == [False] * (len(steps) - 1) + [True]
-    assert steps[1]["decided"] == f"test-time augmentation: {'kept' if tta else 'left out'}"
+    assert steps[0]["decided"].startswith("the recipe and its ablation: fixed")  # with the base recipe's history
+    assert "scored on the test set in earlier versions" in steps[0]["evidence"]
+    assert steps[2]["decided"] == f"test-time augmentation: {'kept' if tta else 'left out'}"
 
 
 @pytest.mark.slow
@@ -140,6 +142,11 @@ def test_its_numbers_come_from_its_stored_runs_and_shipped_networks(executed):
     assert metrics["mcnemar"]["table"] == table
     assert len(metrics["mcnemar_by_seed"]) == 2 and metrics["mcnemar_by_seed"][0] == metrics["mcnemar"]
     assert len(metrics["mcnemar_earlier_better"]) == 2
+    # against the earlier better network (an ablation variant, seed 0) the final network counts as trained
+    earlier = checks.record_of(metrics, **{**metrics["recipe"], "ema_momentum": 0.0, "label_smoothing": 0.0, "seed": 0})
+    m = metrics["mcnemar_earlier_better"][0]
+    assert m["a_only"] == int(np.sum((earlier.test_pred == y) & (finals[0].test_pred != y)))
+    assert m["b_only"] == int(np.sum((earlier.test_pred != y) & (finals[0].test_pred == y)))
 
 
 @pytest.mark.slow

@@ -322,7 +322,6 @@ def _tracked() -> set[str]:
     }
 
 
-@pytest.mark.xfail(reason="README rewrite pending", strict=False)
 def test_the_readme_layout_names_every_file_and_only_those():
     """The README's layout: every file of the repository is named, or is in a folder it names; what it names
     exists; and it says where the package's layers, the benchmark, the run records, the site and the

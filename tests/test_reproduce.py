@@ -126,6 +126,10 @@ def test_differences_are_judged_by_their_declared_kind(tmp_path, monkeypatch):
     _write(tmp_path / "b", "02-multi-seed-study", {**study, "train_seconds": 61.0, "environment": machine})
     result = reproduce.compare(tmp_path / "a", tmp_path / "b")
     assert result["ok"] and result["verdict"].startswith("REPRODUCED: all ")
+    # runs trained on another processor than the committed ones: not the report's machine, whatever ran them
+    monkeypatch.setattr(Study, "__annotations__", {**Study.__annotations__, "trained_on": list[str]})
+    _write(tmp_path / "b", "02-multi-seed-study", {**within, "environment": machine, "trained_on": ["B"]})
+    assert reproduce.compare(tmp_path / "a", tmp_path / "b")["same_machine"] == {"02-multi-seed-study": False}
     assert "timing" in reproduce.markdown(result)
 
 

@@ -148,16 +148,19 @@ def test_where_runs_are_read_and_written(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_run_of_the_cache_is_copied_into_the_store_being_written(raw, tmp_path, monkeypatch, pool):
+def test_outside_make_report_the_committed_runs_are_read_where_they_are(raw, tmp_path, monkeypatch, pool):
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "committed"))
+    (committed,) = runs.get([TINY], raw, scheduler=pool.address, print_fn=None)
+    monkeypatch.delenv(store.STORE_ENV)  # JupyterLab, make run: the committed store is read, the cache written
     monkeypatch.setenv(store.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "cache" / "runs"))
-    (cached,) = runs.get([TINY], raw, scheduler=pool.address, print_fn=None)
-    monkeypatch.setattr(
-        store, "places", lambda: ([tmp_path / "committed", tmp_path / "cache" / "runs"], tmp_path / "committed")
-    )
-    (copied,) = runs.get([TINY], raw, scheduler="tcp://127.0.0.1:9", print_fn=None)
-    assert not copied.trained_now and copied.path == tmp_path / "committed" / cached.key
-    np.testing.assert_array_equal(copied.test_proba, cached.test_proba)
+    monkeypatch.setattr(store, "STORE", tmp_path / "committed")
+    for _ in range(2):  # Run All twice: read in place both times, nothing copied, nothing trained
+        (again,) = runs.get([TINY], raw, scheduler="tcp://127.0.0.1:9", print_fn=None)
+        assert not again.trained_now and again.path == committed.path
+    assert not (tmp_path / "cache" / "runs").exists()
+    # a record without the network the caller ships: refused, never silently trained again
+    with pytest.raises(store.RecordError, match=rf"{committed.key} without the network .*delete the folder"):
+        runs.get([TINY], raw, keep_models=[TINY], scheduler="tcp://127.0.0.1:9", print_fn=None)
 
 
 @pytest.mark.slow  # (it trains nothing: runs.get refuses first)

@@ -142,7 +142,13 @@ def by_network(
         # Northcutt et al.'s question: does the order of the networks change once the listed images are left out?
         "order_all": order_all,
         "order_where_labels_stand": order_standing,
-        "ranking_changes": order_all != order_standing,
+        # a change is a pair in strictly the other order; a tie on either side is none
+        "ranking_changes": any(
+            networks[a]["accuracy_all"] > networks[b]["accuracy_all"]
+            and networks[a]["accuracy"] < networks[b]["accuracy"]
+            for a in networks
+            for b in networks
+        ),
         "better_runs": len(runs),
         "better_mean_where_labels_stand": float(
             np.mean([accuracy_where_labels_stand(y_true, p, errors)["accuracy"] for p in runs])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import stats
 
 from mnist_report.analysis import compare
 from mnist_report.config import TrainConfig
@@ -83,6 +84,15 @@ def variant_table(runs: dict[str, list]) -> list[dict]:
     for row in rows:
         row["difference"] = row["mean"] - rows[0]["mean"]
     return rows
+
+
+def difference_noise(rows: list[dict], level: float = 0.95) -> float:
+    """The smallest difference between two variants' mean validation accuracies that their seeds can tell
+    from noise (two-sided, at ``level``): t * s * sqrt(2 / n), s the seed-to-seed standard deviation pooled
+    over the k variants (k(n - 1) degrees of freedom), n the seeds of each."""
+    n, k = len(rows[0]["val_accuracy"]), len(rows)
+    pooled = float(np.mean([np.var(r["val_accuracy"], ddof=1) for r in rows]))
+    return float(stats.t.ppf(0.5 + level / 2, k * (n - 1)) * np.sqrt(pooled * 2 / n))
 
 
 def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:

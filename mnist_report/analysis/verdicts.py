@@ -143,32 +143,31 @@ def final_networks(summary: dict, ensemble_accuracy: float, n_runs: int) -> str:
     )
 
 
-def ablation(rows: list[dict], n_val: int) -> str:
-    """What each part of the recipe is worth on validation, against the noise of a 2-seed mean."""
-    se = max(r["spread"] for r in rows) / 2
-    image = 1 / n_val
+def ablation(rows: list[dict], noise: float) -> str:
+    """What each part of the recipe is worth on validation, against the smallest difference of two
+    variants' means the seeds can tell from noise (``recipe.difference_noise``)."""
     parts = [f"{r['variant']} {_points(r['difference'])}" for r in rows[1:]]
-    clear = [r["variant"] for r in rows[1:] if abs(r["difference"]) > max(2 * se, 2 * image)]
+    clear = [r["variant"] for r in rows[1:] if abs(r["difference"]) > noise]
     tail = (
-        f"Only {', '.join(clear)} moves it by more than the spread between seeds."
+        f"Only {', '.join(clear)} stands out from that noise."
         if clear
-        else "None of these moves it by more than the spread between seeds: no evidence that any "
-        "one part matters on its own."
+        else "None stands out from that noise: no evidence that any one part matters on its own."
     )
     return (
-        f"Against the full recipe's mean validation accuracy ({rows[0]['mean']:.2%}): "
-        + "; ".join(parts)
-        + f". One validation image is {image * 100:.3f} points and the seeds of one variant differ by up to "
-        f"{max(r['spread'] for r in rows) * 100:.2f} points. " + tail
+        f"Against the full recipe's mean validation accuracy ({rows[0]['mean']:.2%}): " + "; ".join(parts) + ". "
+        f"With {len(rows[0]['seeds'])} seeds a variant, a difference of two means below {noise * 100:.2f} points "
+        f"cannot be told from seed noise (95%). " + tail
     )
 
 
-def tta_choice(mean: float, tta_mean: float) -> str:
-    kept = tta_mean > mean
+def tta_choice(mean: float, tta_mean: float, n_val: int) -> str:
+    """Test-time augmentation, kept by the rule fixed in advance only where it raises the mean."""
+    kept, images = tta_mean > mean, round(abs(tta_mean - mean) * n_val)
     return (
         f"Test-time augmentation {'raises' if kept else 'does not raise'} the full recipe's mean validation "
-        f"accuracy ({mean:.2%} -> {tta_mean:.2%}), so it is {'kept' if kept else 'left out'} for the final "
-        "networks."
+        f"accuracy ({mean:.2%} -> {tta_mean:.2%}, {images} image(s) of {n_val:,}), so by the rule fixed in advance "
+        f"it is {'kept' if kept else 'left out'} for the final networks; a gain of that size is no evidence on "
+        "its own."
     )
 
 
@@ -201,8 +200,9 @@ def label_noise_remaining(noise: dict) -> str:
     if not noise["listed"]:
         return "None of the images with rejected labels is among those evaluated here."
     n = next(iter(noise["networks"].values()))["n"]
-    order = " > ".join(noise["order_where_labels_stand"])
-    change = "changes" if noise["ranking_changes"] else "does not change"
+    nets = noise["networks"]
+    order = ", ".join(f"{name} {nets[name]['accuracy']:.2%}" for name in noise["order_where_labels_stand"])
+    change = "changes" if noise["ranking_changes"] else "does not change (no pair swaps; ties aside)"
     return (
         f"On the {n:,} images whose labels stand the order of the networks {change} ({order}); final "
         f"network over its {noise['better_runs']} seeds: {noise['better_mean_where_labels_stand']:.2%}."

@@ -227,6 +227,7 @@ class Ablation(TypedDict):
     variants: Annotated[dict[str, dict[str, Any]], Setup]
     rows: list[VariantRow]
     n_val: Annotated[Count, Setup]
+    noise: float
     text: str
     tta: Annotated[bool, Kind.CHOICE]
     tta_text: str

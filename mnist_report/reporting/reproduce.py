@@ -69,9 +69,13 @@ def spread(
 
 
 def same_machine(old: dict, new: dict) -> bool:
-    """Whether two metrics came from the same machine and packages."""
+    """Whether two metrics came from the same machine and packages: where the notebooks ran, and the
+    processors their runs were trained on (a report's runs may come from several)."""
     a, b = old.get("environment") or {}, new.get("environment") or {}
-    return bool(a) and all(a.get(k) == b.get(k) for k in ("fingerprint", "packages", "cpu_model"))
+    ran = a.get("fingerprint") is not None and all(
+        a.get(k) == b.get(k) for k in ("fingerprint", "packages", "cpu_model")
+    )
+    return ran and old.get("trained_on") == new.get("trained_on")
 
 
 def compare(committed: Path, reproduced: Path) -> dict:

@@ -259,8 +259,8 @@ def build_report(
             print_fn(f"== {name}: up to date (its recorded inputs match the working tree); not executed")
     if not executed:
         print_fn("nothing is stale: the report matches the working tree")
-    if executed or not (Path(reports) / "site" / "index.html").is_file():
-        print_fn(f"== the site: {site.build(Path(reports), Path(reports) / 'site')}")
+    # always (seconds): its appendix, the benchmark's table and the theme feed it too
+    print_fn(f"== the site: {site.build(Path(reports), Path(reports) / 'site')}")
     removed = prune(Path(reports))
     if removed:
         print_fn(f"== removed {len(removed)} run record(s) no notebook of the report uses: {', '.join(removed)}")
@@ -272,7 +272,9 @@ def prune(reports: Path) -> list[str]:
     if any("runs" not in read_json(p) for p in reports.glob("*.inputs.json")):
         return []  # a notebook's record predates the run store: what it used is unknown, so nothing goes
     keep = provenance.used_runs(reports)
-    gone = sorted(p.name for p in (reports / "runs").glob("*") if p.is_dir() and p.name not in keep)
+    gone = sorted(  # not a folder being written (.KEY.partial-*) by a process training now
+        p.name for p in (reports / "runs").glob("*") if p.is_dir() and p.name not in keep and not p.name.startswith(".")
+    )
     for name in gone:
         shutil.rmtree(reports / "runs" / name)
     return gone

@@ -62,24 +62,27 @@ def get(
     results: list[Run | None] = [_found(k, c, k in keep) for k, c in zip(keys, configs, strict=True)]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
-        _train(todo, configs, keys, keep, results, fingerprint, test, describe, scheduler, workers,
-               print_fn or (lambda line: None))
+        _train(
+            todo,
+            configs,
+            keys,
+            keep,
+            results,
+            fingerprint,
+            test,
+            describe,
+            scheduler,
+            workers,
+            print_fn or (lambda line: None),
+        )
     for run in results:
         _USED[run.key] = store.record_hash(run)
     return results
 
 
 def _found(run_key: str, config: TrainConfig, need_model: bool) -> Run | None:
-    """The stored run, where it is whole and holds the model if that is needed; copied into the store
-    being written if it was found elsewhere (a run of the local cache that ``make report`` uses)."""
-    run = store.find(run_key, config)
-    if run is None or (need_model and not run.model_path.is_file()):
-        return None
-    target = store.places()[1] / run_key
-    if run.path != target:
-        store.copy(run.path, target)
-        run = store.read(target, config, run_key)
-    return run
+    """The stored run, checked whole (with its model where it is needed), or None."""
+    return store.find(run_key, config, need_model)
 
 
 def _train(todo, configs, keys, keep, results, fingerprint, test, describe, scheduler, workers, say) -> None:
@@ -106,8 +109,10 @@ def _train(todo, configs, keys, keep, results, fingerprint, test, describe, sche
                     done += 1
                     minutes = (time.perf_counter() - start) / 60
                     resumed = f", resumed after epoch {result['resumed_at']}" if result["resumed_at"] else ""
-                    say(f"[{done}/{len(todo)} in {minutes:.0f} min] {describe(results[i])} "
-                        f"(trained in {results[i].train_seconds:.0f} s{resumed})")
+                    say(
+                        f"[{done}/{len(todo)} in {minutes:.0f} min] {describe(results[i])} "
+                        f"(trained in {results[i].train_seconds:.0f} s{resumed})"
+                    )
                 free = ex.n_workers() - len(pending)
                 for i in list(waiting):
                     if free <= 0:
@@ -123,8 +128,15 @@ def _train(todo, configs, keys, keep, results, fingerprint, test, describe, sche
                         lock.release()
                         done += 1
                         continue
-                    future = ex.client.submit(task_run, configs[i], fingerprint, str(store.backup_dir(keys[i])), test,
-                                              key=f"run-{keys[i]}", pure=False)
+                    future = ex.client.submit(
+                        task_run,
+                        configs[i],
+                        fingerprint,
+                        str(store.backup_dir(keys[i])),
+                        test,
+                        key=f"run-{keys[i]}",
+                        pure=False,
+                    )
                     pending[future] = (i, lock)
                     free -= 1
                 time.sleep(POLL_S)

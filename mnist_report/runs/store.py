@@ -34,8 +34,16 @@ NUMERICS_VERSION = 1
 STORE = PROJECT_ROOT / "reports" / "runs"  # the committed runs of the report
 CACHE_ENV = "MNIST_REPORT_CACHE"  # runs with other parameters, backups and locks: outside the repository
 STORE_ENV = "MNIST_REPORT_STORE"  # the one store to read and write (make report: reports/runs; make reproduce)
-ARRAYS = ("y_val", "val_proba", "y_test", "test_proba", "val_tta_proba", "test_tta_proba",
-          "snapshot_val_proba", "snapshot_test_proba")
+ARRAYS = (
+    "y_val",
+    "val_proba",
+    "y_test",
+    "test_proba",
+    "val_tta_proba",
+    "test_tta_proba",
+    "snapshot_val_proba",
+    "snapshot_test_proba",
+)
 
 
 class RecordError(ValueError):
@@ -91,8 +99,9 @@ class Run:
 
 def places() -> tuple[list[Path], Path]:
     """Where runs are looked for, in order, and where a newly trained run goes. ``$MNIST_REPORT_STORE``
-    names one store for both (``make report``: the committed one; ``make reproduce``: a scratch one);
-    otherwise the committed store is read and the local cache is read and written."""
+    names one store for both (``make report``: the committed one; ``make reproduce``: a scratch one, so
+    that nothing is read from elsewhere); otherwise the committed store is read, and the local cache is
+    read and written."""
     from mnist_report.paths import from_root
 
     chosen = os.environ.get(STORE_ENV)
@@ -111,8 +120,9 @@ def _sha256(path: Path) -> str:
 
 
 def _content_hash(meta: dict) -> str:
-    return hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode()
-                          ).hexdigest()
+    return hashlib.sha256(
+        json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode()
+    ).hexdigest()
 
 
 def write(root: Path, run_key: str, config: TrainConfig, result: dict, keep_model: bool = False) -> Path:
@@ -131,17 +141,25 @@ def write(root: Path, run_key: str, config: TrainConfig, result: dict, keep_mode
             (tmp / "model.keras").write_bytes(result["model"])
             files["model.keras"] = _sha256(tmp / "model.keras")
         meta = {
-            "key": run_key, "numerics": NUMERICS_VERSION, "config": config.to_dict(),
-            "history": result["history"], "epoch_seconds": result["epoch_seconds"],
-            "trained_on": result["trained_on"], "files": files,
+            "key": run_key,
+            "numerics": NUMERICS_VERSION,
+            "config": config.to_dict(),
+            "history": result["history"],
+            "epoch_seconds": result["epoch_seconds"],
+            "trained_on": result["trained_on"],
+            "files": files,
         }
         meta["sha256"] = _content_hash(meta)
         (tmp / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
         os.chmod(tmp, 0o755)
         target = root / run_key
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if target.exists():  # moved aside first: an interruption leaves the old record or the new, never none
+            aside = Path(tempfile.mkdtemp(dir=root, prefix=f".{run_key}.old-"))
+            os.replace(target, aside / run_key)
+            os.replace(tmp, target)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -151,8 +169,10 @@ def read(directory: Path, config: TrainConfig | None = None, run_key: str | None
     """The record in ``directory``, checked whole: a ``RecordError`` naming the file otherwise."""
     directory = Path(directory)
     where = shown(directory / "run.json")
-    fix = (f"restore it with `git checkout -- {shown(directory)}` if it is committed, or delete the folder to "
-           "train the run again")
+    fix = (
+        f"restore it with `git checkout -- {shown(directory)}` if it is committed, or delete the folder to "
+        "train the run again"
+    )
     try:
         meta = read_json(directory / "run.json")
     except (OSError, ValueError) as e:
@@ -175,33 +195,35 @@ def read(directory: Path, config: TrainConfig | None = None, run_key: str | None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise RecordError(f"{shown(directory / 'predictions.npz')} cannot be read ({e}): {fix}") from None
     return Run(
-        config=TrainConfig.from_params(meta["config"]), key=meta["key"], path=directory, history=meta["history"],
-        epoch_seconds=meta["epoch_seconds"], trained_on=meta["trained_on"], arrays=arrays,
+        config=TrainConfig.from_params(meta["config"]),
+        key=meta["key"],
+        path=directory,
+        history=meta["history"],
+        epoch_seconds=meta["epoch_seconds"],
+        trained_on=meta["trained_on"],
+        arrays=arrays,
     )
 
 
-def find(run_key: str, config: TrainConfig) -> Run | None:
-    """The stored run of this key, from the first place that has it, or None."""
-    for root in places()[0]:
-        if (root / run_key / "run.json").is_file():
-            return read(root / run_key, config, run_key)
+def find(run_key: str, config: TrainConfig, need_model: bool = False) -> Run | None:
+    """The stored run of this key from the first place that has it (with its model, where
+    ``need_model``), or None; a record there without the model asked for is a ``RecordError``."""
+    found = [root / run_key for root in places()[0] if (root / run_key / "run.json").is_file()]
+    for folder in found:
+        run = read(folder, config, run_key)
+        if not need_model or "model.keras" in read_json(folder / "run.json")["files"]:
+            return run
+    if found:
+        raise RecordError(
+            f"{shown(found[0])} holds run {run_key} without the network the report ships (model.keras): "
+            "delete the folder to train the run again"
+        )
     return None
 
 
 def record_hash(run: Run) -> str:
     """The record's content hash, as a notebook's recorded inputs name it."""
     return read_json(run.path / "run.json")["sha256"]
-
-
-def copy(source: Path, target: Path) -> None:
-    """A record copied whole into another store (beside, then renamed)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
-    try:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def backup_dir(run_key: str) -> Path:

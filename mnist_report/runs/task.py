@@ -44,8 +44,13 @@ def trained_on() -> dict:
     """The machine and packages a run was trained on (recorded with it; not part of its key)."""
     import tensorflow as tf
 
-    return {"cpu": machine.cpu()["model"], **machine.fingerprint(), "packages": machine.versions(machine.TRAINING_PACKAGES),
-            "worker": _worker_name(), "threads": tf.config.threading.get_intra_op_parallelism_threads()}
+    return {
+        "cpu": machine.cpu()["model"],
+        **machine.fingerprint(),
+        "packages": machine.versions(machine.TRAINING_PACKAGES),
+        "worker": _worker_name(),
+        "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+    }
 
 
 def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test: bool = True) -> dict:
@@ -53,6 +58,7 @@ def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test
     looked at, and only the history is kept (a search trial)."""
     from mnist_report import quiet_tf  # noqa: F401  (first: TensorFlow imported without its probe noise)
 
+    # isort: split
     from mnist_report import data
     from mnist_report.modeling import model, resume, train
 
@@ -61,14 +67,20 @@ def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test
     if not test:
         splits = dataclasses.replace(splits, x_test=splits.x_test[:0], y_test=splits.y_test[:0])
     run = train.train(config, splits, print_fn=None, backup_dir=backup_dir)
-    result = {"history": run.history, "epoch_seconds": run.epoch_seconds, "resumed_at": run.resumed_at,
-              "trained_on": trained_on()}
+    result = {
+        "history": run.history,
+        "epoch_seconds": run.epoch_seconds,
+        "resumed_at": run.resumed_at,
+        "trained_on": trained_on(),
+    }
     if os.environ.get("MALLOC_TRIM_THRESHOLD_"):  # see executor.start: training about 2x slower
         result["trained_on"]["worker"] += ", MALLOC_TRIM_THRESHOLD_ set: slow"
     if not test:
         return result
-    proba = {split: model.predict_proba(run.model, x).astype(np.float32)
-             for split, x in (("val", splits.x_val), ("test", splits.x_test))}
+    proba = {
+        split: model.predict_proba(run.model, x).astype(np.float32)
+        for split, x in (("val", splits.x_val), ("test", splits.x_test))
+    }
     result |= {"y_val": splits.y_val, "val_proba": proba["val"], "y_test": splits.y_test, "test_proba": proba["test"]}
     if config.architecture == "better":
         # test-time augmentation is judged on the validation images where a run has them, and used on the
