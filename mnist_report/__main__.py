@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         metavar="PATH.keras",
         help="a trained model (default: the report's final network of notebook 03, seed 0, which "
-        "ships with the repository: the most accurate single network, trained on shifted, "
-        "rotated and zoomed digits, which photographs of digits resemble)",
+        "ships with the repository: the report's better network, trained on shifted, rotated and zoomed "
+        "digits, which photographs of digits resemble)",
     )
     pr.add_argument("--json", action="store_true", help="print machine-readable JSON, one object per image")
 

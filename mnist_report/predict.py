@@ -22,8 +22,8 @@ INK = 0.05  # a pixel is part of the digit when at least this much of the maximu
 MIN_STROKE_PIXELS = 6  # a digit has a connected stroke of at least this many pixels
 
 
-# The network predict uses unless told otherwise: notebook 03's final network, the first seed (the most
-# accurate single network of the report, trained on rotated, shifted and zoomed digits), as its metrics name it.
+# The network predict uses unless told otherwise: notebook 03's final network, the first seed (the better
+# network, trained on rotated, shifted and zoomed digits), as the notebook's metrics name it.
 DEFAULT_FROM = ("reports/03-beyond-the-seed.metrics.json", ("final", "model_paths", 0))
 
 

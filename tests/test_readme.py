@@ -190,5 +190,5 @@ def test_the_training_row_adds_the_numbers_the_declaration_marks_as_timings(monk
     name, text = readme_module.training_time("x", data)
     assert (name, text) == (
         "Training",
-        "2.0 h of single-run training in all, on AMD EPYC (one TensorFlow thread per run)",
+        "2.0 h of single-run training in all, on AMD EPYC",
     )

@@ -33,7 +33,7 @@ def training_time(name: str, data: dict) -> tuple[str, str]:
     hours = sum(seconds) / 3600
     cpus = data["trained_on"] if isinstance(data["trained_on"], list) else [data["trained_on"]["cpu"]]
     took = f"{hours:.1f} h" if hours >= 2 else f"{hours * 60:.0f} min"
-    return "Training", f"{took} of single-run training in all, on {', '.join(cpus)} (one TensorFlow thread per run)"
+    return "Training", f"{took} of single-run training in all, on {', '.join(cpus)}"
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
