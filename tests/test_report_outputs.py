@@ -252,10 +252,10 @@ def test_make_report_executes_exactly_the_stale_notebooks_and_says_why(tmp_path)
     # the store pruned to the runs the report reads: none here
     assert not list((reports / "runs").iterdir())
     assert "== removed 1 run record(s) no notebook of the report uses: 0123456789abcdef" in lines
-    index = (site / "index.html").stat().st_mtime_ns
     lines.clear()
-    assert build() == [] and lines[-1] == "nothing is stale: the report matches the working tree"
-    assert (site / "index.html").stat().st_mtime_ns == index  # nothing executed: the site is not rebuilt
+    assert build() == [] and "nothing is stale: the report matches the working tree" in lines
+    # the site is built every time (seconds): its appendix and the benchmark's table feed it too
+    assert lines[-1].startswith("== the site: ")
     write_notebook(nbs / "02-b.ipynb", "x = 1", "from mnist_report import paths\nprint('02-b says', x + 1)")
     lines.clear()
     assert build() == ["02-b"]
