@@ -212,3 +212,16 @@ def font_digits() -> tuple[list[Image.Image], np.ndarray, list[str]]:
                 labels.append(digit)
                 names.append(f"{family} {weight}")
     return pages, np.array(labels), names
+
+
+def font_check(model) -> dict:
+    """The digits 0-9 typeset in ``FONT_FAMILIES`` (normal and bold), made MNIST-like and classified by
+    ``model``: how many it recognises, in all and by font."""
+    from mnist_report.modeling.model import predict_proba
+
+    pages, labels, names = font_digits()
+    right = predict_proba(model, np.stack([to_mnist(page) for page in pages])).argmax(axis=1) == labels
+    by_font: dict[str, int] = {}
+    for name, ok in zip(names, right, strict=True):
+        by_font[name] = by_font.get(name, 0) + int(ok)
+    return {"n": len(labels), "recognised": int(right.sum()), "rate": float(right.mean()), "by_font": by_font}

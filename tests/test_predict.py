@@ -267,3 +267,20 @@ def test_predict_without_a_model_or_a_report_says_so_before_any_work(tmp_path, m
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'none.metrics.json'} does not name the report's final network")
     assert "give a model with --model" in err and "Traceback" not in err
+
+
+def test_font_check_counts_what_the_model_recognises_by_font():
+    class Reads:  # a "model" that reads each page's digit from the font check's own order: all right, then 7s
+        def __init__(self, labels, always=None):
+            self.labels, self.always = labels, always
+
+        def predict(self, images, batch_size=None, verbose=0):
+            digits = np.full(len(images), self.always) if self.always is not None else self.labels
+            return np.eye(10)[digits]
+
+    _, labels, names = predict.font_digits()
+    everything = predict.font_check(Reads(labels))
+    assert everything["n"] == len(labels) == 10 * len(set(names)) and everything["rate"] == 1.0
+    assert everything["by_font"] == {name: 10 for name in dict.fromkeys(names)}
+    sevens = predict.font_check(Reads(labels, always=7))
+    assert sevens["recognised"] == len(set(names)) and all(v == 1 for v in sevens["by_font"].values())

@@ -169,3 +169,22 @@ def test_paired_tests_pair_each_network_with_the_final_network_of_the_same_seed(
     assert tests[1]["names"] == ["the earlier better network", "the final network"]
     with pytest.raises(ValueError, match="the baseline network shares no seed with the final network"):
         recipe.paired_tests(y, final, {"the baseline network": {5: y}})
+
+
+def test_final_results_use_augmented_predictions_only_where_chosen_and_the_snapshots_as_stored():
+    from types import SimpleNamespace
+
+    y = np.array([0, 1, 2, 3])
+    eye = np.eye(10)
+
+    def net(pred, tta_pred):
+        return SimpleNamespace(y_test=y, test_proba=eye[pred], test_tta_proba=eye[tta_pred])
+
+    finals = [net([0, 1, 2, 0], [0, 1, 2, 3]), net([0, 1, 0, 0], [0, 1, 2, 0])]
+    snapshot = SimpleNamespace(snapshot_test_proba=np.stack([eye[[0, 0, 0, 0]], eye[[0, 1, 2, 3]]]).astype(np.float32))
+    with_tta = recipe.final_results(finals, snapshot, tta=True)
+    assert with_tta["accuracies"] == [1.0, 0.75] and with_tta["summary"]["mean"] == 0.875
+    assert with_tta["ensemble"].accuracy == 0.75  # (0,1,2,3) and (0,1,2,0) averaged: a tie of 3 and 0 goes to 0
+    assert recipe.final_results(finals, snapshot, tta=False)["accuracies"] == [0.75, 0.5]
+    assert with_tta["snapshot_accuracies"] == [0.25, 1.0] and with_tta["snapshot_ensemble"] == 0.25
+    assert with_tta["seed_ensemble_as_trained"] == 0.5  # as trained, whatever tta: (0,1,2,0) and (0,1,0,0)

@@ -235,3 +235,32 @@ def test_digit_rates_of_a_digit_with_no_test_image_are_null():
     rates = study.per_digit_error_rates([cm, cm])
     s = study.digit_rate_summary(rates)
     assert s["mean"][3] is None and s["std"][3] is None and s["mean"][0] == 0.0
+
+
+def test_calibrate_fits_each_run_on_its_held_out_images_and_pools_the_curves():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+
+    def run(seed):
+        y_val, y_test = rng.integers(0, 10, 200), rng.integers(0, 10, 300)
+        logits = lambda y: rng.normal(0, 1, (len(y), 10)) + 3 * np.eye(10)[y]  # noqa: E731
+        soft = lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)  # noqa: E731
+        return SimpleNamespace(seed=seed, y_val=y_val, val_proba=soft(logits(y_val)), y_test=y_test,
+                               test_proba=soft(logits(y_test)))  # fmt: skip
+
+    runs = [run(0), run(1)]
+    rows, curves, summary = study.calibrate(runs, n_bins=10)
+    for r, row in zip(runs, rows, strict=True):
+        t = study.fit_temperature(r.y_val, r.val_proba)  # on the held-out images, never the test images
+        assert row["seed"] == r.seed and row["temperature"] == t
+        scaled = study.apply_temperature(r.test_proba, t)
+        assert row["ece_after"] == study.expected_calibration_error(r.y_test, scaled, 10)
+        assert row["ece_before"] == study.expected_calibration_error(r.y_test, r.test_proba, 10)
+    pooled = study.reliability(
+        np.concatenate([r.y_test for r in runs]), np.concatenate([r.test_proba for r in runs]), 10
+    )
+    assert set(curves) == {"as trained", "temperature-scaled"} and set(curves["as trained"]) == set(pooled)
+    for key, value in pooled.items():
+        np.testing.assert_array_equal(curves["as trained"][key], value)
+    assert summary == study.calibration_summary(rows) and summary["n_runs"] == 2

@@ -95,6 +95,28 @@ def difference_noise(rows: list[dict], level: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + level / 2, k * (n - 1)) * np.sqrt(pooled * 2 / n))
 
 
+def final_results(finals: list, snapshot_run, tta: bool) -> dict:
+    """The final networks on the test images (once the test set may be used): each seed's probabilities
+    (test-time augmented where ``tta``), accuracies and their summary, their ensemble, and the snapshot
+    run's ensemble against the ensemble of the seeds as trained (neither augmented)."""
+    from mnist_report.analysis import evaluate, study
+
+    y = finals[0].y_test
+    proba = [r.test_tta_proba if tta else r.test_proba for r in finals]
+    acc = [accuracy(y, p) for p in proba]
+    snaps = list(np.asarray(snapshot_run.snapshot_test_proba, dtype=np.float64))
+    return {
+        "y": y,
+        "proba": proba,
+        "accuracies": acc,
+        "summary": study.accuracy_summary(acc, len(y)),
+        "ensemble": evaluate.evaluate(y, compare.ensemble(proba)),
+        "snapshot_accuracies": [accuracy(y, p) for p in snaps],
+        "snapshot_ensemble": accuracy(y, compare.ensemble(snaps)),
+        "seed_ensemble_as_trained": accuracy(y, compare.ensemble([r.test_proba for r in finals])),
+    }
+
+
 def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(np.asarray(proba).argmax(1) == np.asarray(y_true)))
 

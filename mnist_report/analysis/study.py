@@ -175,6 +175,34 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
+def calibrate(runs, n_bins: int = 15) -> tuple[list[dict], dict, dict]:
+    """Each run's temperature, fitted on its own held-out images (``y_val``, ``val_proba``), and the
+    calibration of its test probabilities before and after: the rows (one per run), the reliability
+    curves pooled over the runs, and their summary (``calibration_summary``)."""
+    from mnist_report.analysis.evaluate import cross_entropy
+
+    rows, scaled = [], []
+    for r in runs:
+        t = fit_temperature(r.y_val, r.val_proba)
+        scaled.append(apply_temperature(r.test_proba, t))
+        rows.append(
+            {
+                "seed": r.seed,
+                "temperature": t,
+                "ece_before": expected_calibration_error(r.y_test, r.test_proba, n_bins),
+                "ece_after": expected_calibration_error(r.y_test, scaled[-1], n_bins),
+                "nll_before": cross_entropy(r.y_test, r.test_proba),
+                "nll_after": cross_entropy(r.y_test, scaled[-1]),
+            }
+        )
+    y = np.concatenate([r.y_test for r in runs])
+    curves = {
+        "as trained": reliability(y, np.concatenate([r.test_proba for r in runs]), n_bins),
+        "temperature-scaled": reliability(y, np.concatenate(scaled), n_bins),
+    }
+    return rows, curves, calibration_summary(rows)
+
+
 def calibration_summary(rows: Sequence[dict]) -> dict:
     """Means over runs of per-run rows with temperature, ECE and NLL before and after scaling, and
     counts of the runs that moved each way (the sentence is ``verdicts.calibration``)."""
