@@ -76,7 +76,7 @@ def figures_and_metrics(name, out, out_dir):
     recorded = json.loads((out_dir / f"{name}.inputs.json").read_text())
     assert metrics["records"] and recorded["runs"] == metrics["records"]
     for key, run in records(metrics).items():
-        assert store.record_hash(run) == metrics["records"][key]
+        assert run.sha256 == metrics["records"][key]
         assert run.trained_on["threads"] == 1  # the tests' cluster: one TensorFlow thread per run
     figures = sorted(p.name for p in (out_dir / "figures").glob("*.png"))
     assert figures and all(p.startswith(name) for p in figures)

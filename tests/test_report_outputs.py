@@ -123,7 +123,7 @@ def test_a_run_record_that_changed_or_is_gone_makes_the_report_stale(tmp_path, r
     config = TrainConfig(n_train=100, n_test=20, epochs=1)
     run_key = fake_run(runs_dir, config, raw)
     (root / "reports" / "01-x.ipynb").write_text("{}")
-    hashes = {run_key: store.record_hash(store.read(runs_dir / run_key))}
+    hashes = {run_key: store.read(runs_dir / run_key).sha256}
     provenance.record(root / "reports" / "01-x.ipynb", provenance.inputs(nb, hashes, root))
     check = lambda: provenance.check(root / "reports", root / "notebooks", root)  # noqa: E731
     assert check() == {"01-x": []}
@@ -287,7 +287,7 @@ def test_an_executed_notebook_records_the_runs_it_read(tmp_path, monkeypatch, ra
         "Outputs(output_dir, '01-r').write_metrics({'accuracy': run.test_accuracy})",
     )
     runner.execute(nb, reports / "01-r.ipynb", {}, timeout=120)
-    hashes = {used: store.record_hash(store.read(reports / "runs" / used))}
+    hashes = {used: store.read(reports / "runs" / used).sha256}
     assert json.loads((reports / "01-r.metrics.json").read_text())["records"] == hashes
     assert json.loads((reports / "01-r.inputs.json").read_text())["runs"] == hashes
     assert provenance.check(reports, nbs) == {"01-r": []}

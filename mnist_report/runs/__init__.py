@@ -59,7 +59,7 @@ def get(
     if len(set(keys)) != len(keys):
         raise ValueError("two of the runs asked for are the same run (same configuration and seed)")
     keep = {store.key(c, fingerprint, test) for c in keep_models}
-    results: list[Run | None] = [_found(k, c, k in keep) for k, c in zip(keys, configs, strict=True)]
+    results: list[Run | None] = [store.find(k, c, k in keep) for k, c in zip(keys, configs, strict=True)]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         _train(
@@ -76,13 +76,8 @@ def get(
             print_fn or (lambda line: None),
         )
     for run in results:
-        _USED[run.key] = store.record_hash(run)
+        _USED[run.key] = run.sha256
     return results
-
-
-def _found(run_key: str, config: TrainConfig, need_model: bool) -> Run | None:
-    """The stored run, checked whole (with its model where it is needed), or None."""
-    return store.find(run_key, config, need_model)
 
 
 def _train(todo, configs, keys, keep, results, fingerprint, test, describe, scheduler, workers, say) -> None:
@@ -123,7 +118,7 @@ def _train(todo, configs, keys, keep, results, fingerprint, test, describe, sche
                     except filelock.Timeout:  # another process trains it: look again later
                         continue
                     waiting.remove(i)
-                    results[i] = _found(keys[i], configs[i], keys[i] in keep)  # it may have finished meanwhile
+                    results[i] = store.find(keys[i], configs[i], keys[i] in keep)  # it may have finished meanwhile
                     if results[i] is not None:
                         lock.release()
                         done += 1

@@ -69,6 +69,7 @@ class Run:
     trained_on: dict  # the machine, the packages and the worker that trained it
     arrays: dict[str, np.ndarray] = field(repr=False)
     trained_now: bool = False
+    sha256: str = ""  # the record's content hash, as a notebook's recorded inputs name it
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("arrays", {})
@@ -202,6 +203,7 @@ def read(directory: Path, config: TrainConfig | None = None, run_key: str | None
         epoch_seconds=meta["epoch_seconds"],
         trained_on=meta["trained_on"],
         arrays=arrays,
+        sha256=meta["sha256"],
     )
 
 
@@ -219,11 +221,6 @@ def find(run_key: str, config: TrainConfig, need_model: bool = False) -> Run | N
             "delete the folder to train the run again"
         )
     return None
-
-
-def record_hash(run: Run) -> str:
-    """The record's content hash, as a notebook's recorded inputs name it."""
-    return read_json(run.path / "run.json")["sha256"]
 
 
 def backup_dir(run_key: str) -> Path:
