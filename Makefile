@@ -82,7 +82,6 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
-	$(BIN)/python -m mnist_report readme
 
 # Kernels over Unix sockets (as notebooks.IPCKernelManager does for make report), not TCP on localhost:
 # no port for other users, no "Kernel is running over TCP without encryption" warning.

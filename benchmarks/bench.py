@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_report.io import write_json
+from mnist_report.io import atomic_path, write_json
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.reporting.readme import bench_table
+from mnist_report.reporting.readme import replace_block
 
 IMPLS = ("keras-float32", "keras-mixed_bfloat16", "torch")
 REFERENCE = "torch"
@@ -466,6 +466,68 @@ def check_targets(results: dict) -> list[dict]:
     return rows
 
 
+# --- the README's table -----------------------------------------------------------------------
+
+
+def _peak_used(report: dict, impl: str) -> dict:
+    """The matmul peak ``impl``'s row is compared with: {"key", "label", "gflops", "share"}."""
+    r = report["results"][impl]
+    peak = report["peaks"][r["peak"]]
+    return {"key": r["peak"], "label": peak["label"], "gflops": peak["gflops"], "share": r["peak_share"]}
+
+
+def bench_table(report: dict) -> str:
+    """A Markdown table of the benchmark's ``reports/bench.json``, for the README's bench block."""
+    lines = [
+        "| implementation | first epoch s | epoch s (median) | train img/s | eval img/s | peak memory MB "
+        "| share of matmul peak | matmul peak used | vs reference | test acc |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for impl, r in report["results"].items():
+        vs = f"{r['speed_vs_reference']:.2f}x" if "speed_vs_reference" in r else "-"
+        p = _peak_used(report, impl)
+        lines.append(
+            f"| {impl} | {r['first_epoch_seconds']:.2f} | {r['steady_epoch_seconds']:.2f} | "
+            f"{r['train_images_per_second']:,.0f} | {r['eval_images_per_second']:,.0f} | {r['peak_memory_mb']:,.0f} | "
+            f"{p['share']:.1%} | {p['label']}, {p['gflops']:.0f} GFLOP/s | {vs} | {r['test_accuracy']:.2%} |"
+        )
+    m, s = report["machine"], report["setup"]
+    n = report["matmul_n"]
+    peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
+    peaks = (
+        f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
+        f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)"
+    )
+    lines += [
+        "",
+        f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; {peaks}; "
+        f"{report['flops_per_image']['training'] / 1e6:.2f} MFLOP per training image; {s['epochs']} epochs of "
+        f"{s['n_train']:,} images, batch {s['batch_size']}, alternated.",
+    ]
+    for t in report["targets"]:
+        lines.append(f"- {t['target']}: {t['measured']:.2f} -> {'met' if t['met'] else 'NOT met'}")
+    if report.get("throughput"):
+        t = report["throughput"]
+        parts = [
+            f"{r['workers']} worker(s) x {r['threads_per_run']} thread(s) {r['runs_per_hour']:.1f}"
+            for r in t["settings"].values()
+        ]
+        held_out = t.get("validation_fraction", 0.1)  # bench.json written before it was recorded: the default
+        lines.append(
+            f"- Report throughput (baseline network, {t['epochs']} epochs per run on {t['n_train']:,} images "
+            f"with {held_out:.0%} of them held out, runs per hour through the executor): {'; '.join(parts)}; "
+            f"the default is {t['speedup']:.2f}x one worker"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(report: dict, readme: Path = PROJECT_ROOT / "README.md") -> None:
+    """The README's bench block rewritten from ``report``."""
+    text = replace_block(readme.read_text(), "bench", bench_table(report), readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(text)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated, from {', '.join(IMPLS)}")
@@ -509,6 +571,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_json(args.out, report)
+    if Path(args.out).resolve() == (PROJECT_ROOT / "reports" / "bench.json").resolve():
+        update_readme(report)
     print(bench_table(report))
     print(f"\nwritten to {args.out}")
     return 0

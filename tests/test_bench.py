@@ -15,7 +15,7 @@ from mnist_report.config import TrainConfig
 from mnist_report.io import read_json
 from mnist_report.modeling.model import build_baseline_model
 from mnist_report.paths import PROJECT_ROOT
-from mnist_report.reporting import readme
+from mnist_report.reporting.readme import block_pattern
 from mnist_report.runs import store
 
 
@@ -94,11 +94,11 @@ def test_each_row_is_compared_with_its_own_frameworks_peak_in_its_precision():
     assert "TF bfloat16 matmul" in implied["target"]
     assert implied["measured"] == pytest.approx(4.0 / 1.5) and not implied["met"]
     for impl in results:
-        assert readme._peak_used(report, impl)["gflops"] == PEAKS[bench.PEAK_OF[impl]]
+        assert bench._peak_used(report, impl)["gflops"] == PEAKS[bench.PEAK_OF[impl]]
 
 
 def test_the_table_names_the_peak_each_row_used():
-    lines = readme.bench_table(fake_report()).splitlines()
+    lines = bench.bench_table(fake_report()).splitlines()
     row = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
     assert "| 45.0% | TF float32 matmul, 200 GFLOP/s |" in row["keras-float32"]
     assert "| 37.5% | TF bfloat16 matmul, 600 GFLOP/s |" in row["keras-mixed_bfloat16"]
@@ -107,10 +107,20 @@ def test_the_table_names_the_peak_each_row_used():
     assert "| matmul peak used |" in lines[0]
 
 
-def test_the_committed_bench_report_renders():
-    report = read_json(PROJECT_ROOT / "reports" / "bench.json")  # what `make readme` renders into the README
-    rows = [line for line in readme.bench_table(report).splitlines() if line.startswith("| ") and "GFLOP/s |" in line]
+def test_the_readmes_bench_block_is_the_committed_bench_report():
+    report = read_json(PROJECT_ROOT / "reports" / "bench.json")
+    rows = [line for line in bench.bench_table(report).splitlines() if line.startswith("| ") and "GFLOP/s |" in line]
     assert len(rows) == len(report["results"]) > 0
+    found = block_pattern("bench").search((PROJECT_ROOT / "README.md").read_text())
+    assert found and found.group(1) == bench.bench_table(report), "README bench block is stale: run `make bench`"
+
+
+def test_the_benchmark_rewrites_only_the_readmes_bench_block(tmp_path):
+    readme = tmp_path / "README.md"
+    start, end = ("<!-- bench:start: generated from reports/; do not edit -->", "<!-- bench:end -->")
+    readme.write_text(f"Before.\n{start}\nold\n{end}\nAfter.\n")
+    bench.update_readme(fake_report(), readme)
+    assert readme.read_text() == f"Before.\n{start}\n{bench.bench_table(fake_report())}\n{end}\nAfter.\n"
 
 
 def test_the_torch_workers_data_path_imports_no_tensorflow():

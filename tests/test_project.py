@@ -217,7 +217,6 @@ def test_the_network_predict_uses_by_default_ships_with_the_report():
         ("results", "01-seed-reproduction"),
         ("study", "02-multi-seed-study"),
         ("beyond", "03-beyond-the-seed"),
-        ("bench", None),
     ],
 )
 def test_readme_generated_blocks_are_the_ones_the_reports_give(block, notebook):

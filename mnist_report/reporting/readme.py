@@ -1,6 +1,6 @@
 """The generated parts of the documentation: in README.md, the results tables from the notebooks'
-metrics JSON (`make report`) and the benchmark table from reports/bench.json (`make bench`); and
-notebooks/README.md, the parameter reference, generated whole from the notebooks' `parameters` cells."""
+metrics JSON (`make report`); and notebooks/README.md, the parameter reference, generated whole from the
+notebooks' `parameters` cells."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from mnist_report.analysis import verdicts
-from mnist_report.io import atomic_path, read_json
+from mnist_report.io import atomic_path
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.reporting import metrics
 from mnist_report.reporting.metrics import Kind
@@ -16,7 +16,6 @@ from mnist_report.reporting.metrics import Kind
 REPRODUCTION_METRICS = "01-seed-reproduction.metrics.json"
 STUDY_METRICS = "02-multi-seed-study.metrics.json"
 BEYOND_METRICS = "03-beyond-the-seed.metrics.json"
-BENCH = "bench.json"
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 PARAMETERS_PAGE = "README.md"  # in the notebooks' directory, so GitHub shows it when browsing notebooks/
 
@@ -210,14 +209,13 @@ def blocks(reports: Path = PROJECT_ROOT / "reports", left: dict[str, str] | None
         "results": (REPRODUCTION_METRICS, results_table),
         "study": (STUDY_METRICS, study_table),
         "beyond": (BEYOND_METRICS, beyond_table),
-        "bench": (BENCH, bench_table),
     }
     out = {}
     for name, (file, render) in sources.items():
         if not (Path(reports) / file).is_file():
             continue
         try:
-            out[name] = render(metrics.load(Path(reports) / file) if file != BENCH else read_json(Path(reports) / file))
+            out[name] = render(metrics.load(Path(reports) / file))
         except (metrics.MetricsError, KeyError, TypeError) as e:
             if left is None:
                 raise
@@ -228,6 +226,15 @@ def blocks(reports: Path = PROJECT_ROOT / "reports", left: dict[str, str] | None
 def block_pattern(name: str) -> re.Pattern:
     start, end = markers(name)
     return re.compile(re.escape(start) + r"\n(.*?)\n?" + re.escape(end), re.S)
+
+
+def replace_block(text: str, name: str, markdown: str, readme: Path) -> str:
+    """``text`` (the README's) with its generated block ``name`` holding ``markdown``."""
+    pattern = block_pattern(name)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {name} block (the lines {' ... '.join(markers(name))})")
+    start, end = markers(name)
+    return pattern.sub(lambda _: f"{start}\n{markdown}\n{end}", text)
 
 
 def update_readme(
@@ -243,11 +250,7 @@ def update_readme(
     text = readme.read_text()
     left: dict[str, str] = {}
     for name, markdown in blocks(reports, left).items():
-        pattern = block_pattern(name)
-        if not pattern.search(text):
-            raise ValueError(f"{readme} has no {name} block (the lines {' ... '.join(markers(name))})")
-        start, end = markers(name)
-        text = pattern.sub(lambda _, s=start, m=markdown, e=end: f"{s}\n{m}\n{e}", text)
+        text = replace_block(text, name, markdown, readme)
     for name, why in left.items():
         print_fn(f"README {name} block left as it is: {why}; run `make report`")
     page = parameters_page(notebooks) if any(Path(notebooks).glob("[0-9]*.ipynb")) else None
@@ -257,55 +260,3 @@ def update_readme(
         with atomic_path(Path(notebooks) / PARAMETERS_PAGE) as tmp:
             tmp.write_text(page)
     return readme
-
-
-def _peak_used(report: dict, impl: str) -> dict:
-    """The matmul peak ``impl``'s row is compared with: {"key", "label", "gflops", "share"}."""
-    r = report["results"][impl]
-    peak = report["peaks"][r["peak"]]
-    return {"key": r["peak"], "label": peak["label"], "gflops": peak["gflops"], "share": r["peak_share"]}
-
-
-def bench_table(report: dict) -> str:
-    """A Markdown table of the benchmark's ``reports/bench.json`` (written by ``make bench``)."""
-    lines = [
-        "| implementation | first epoch s | epoch s (median) | train img/s | eval img/s | peak memory MB "
-        "| share of matmul peak | matmul peak used | vs reference | test acc |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
-    ]
-    for impl, r in report["results"].items():
-        vs = f"{r['speed_vs_reference']:.2f}x" if "speed_vs_reference" in r else "-"
-        p = _peak_used(report, impl)
-        lines.append(
-            f"| {impl} | {r['first_epoch_seconds']:.2f} | {r['steady_epoch_seconds']:.2f} | "
-            f"{r['train_images_per_second']:,.0f} | {r['eval_images_per_second']:,.0f} | {r['peak_memory_mb']:,.0f} | "
-            f"{p['share']:.1%} | {p['label']}, {p['gflops']:.0f} GFLOP/s | {vs} | {r['test_accuracy']:.2%} |"
-        )
-    m, s = report["machine"], report["setup"]
-    n = report["matmul_n"]
-    peaks = ", ".join(f"{p['label']} {p['gflops']:.0f}" for p in report["peaks"].values())
-    peaks = (
-        f"matmul peaks ({n}x{n}, each in the process that has the framework while the others are idle, "
-        f"median of before and after the epochs): {peaks} GFLOP/s (NumPy for comparison only)"
-    )
-    lines += [
-        "",
-        f"Machine: {m['model']}, {m['cores']} cores, SIMD {' '.join(m['simd']) or 'unknown'}; {peaks}; "
-        f"{report['flops_per_image']['training'] / 1e6:.2f} MFLOP per training image; {s['epochs']} epochs of "
-        f"{s['n_train']:,} images, batch {s['batch_size']}, alternated.",
-    ]
-    for t in report["targets"]:
-        lines.append(f"- {t['target']}: {t['measured']:.2f} -> {'met' if t['met'] else 'NOT met'}")
-    if report.get("throughput"):
-        t = report["throughput"]
-        parts = [
-            f"{r['workers']} worker(s) x {r['threads_per_run']} thread(s) {r['runs_per_hour']:.1f}"
-            for r in t["settings"].values()
-        ]
-        held_out = t.get("validation_fraction", 0.1)  # bench.json written before it was recorded: the default
-        lines.append(
-            f"- Report throughput (baseline network, {t['epochs']} epochs per run on {t['n_train']:,} images "
-            f"with {held_out:.0%} of them held out, runs per hour through the executor): {'; '.join(parts)}; "
-            f"the default is {t['speedup']:.2f}x one worker"
-        )
-    return "\n".join(lines)

@@ -47,7 +47,6 @@ HEADINGS = {
     "results": "The baseline network, one run",
     "study": "The claimed setup, many seeds",
     "beyond": "Beyond the baseline",
-    "bench": "Training speed",
 }
 # The findings: verdict sentences the notebooks wrote into their metrics (file, path of keys, how many of
 # its sentences), in order; one that is missing is left out.
