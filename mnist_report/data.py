@@ -7,7 +7,6 @@ files falls back to Keras' published ``mnist.npz``, verified by its published SH
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import os
@@ -219,16 +218,6 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
-
-    def full_training(self) -> Splits:
-        """The validation images returned to the training set (for the final model), none held out."""
-        return dataclasses.replace(
-            self,
-            x_train=np.concatenate([self.x_train, self.x_val]),
-            y_train=np.concatenate([self.y_train, self.y_val]),
-            x_val=self.x_val[:0],
-            y_val=self.y_val[:0],
-        )
 
     def describe(self) -> str:
         return (

@@ -203,11 +203,3 @@ def test_fallback_unreachable_mirror_says_what_to_do(tmp_path):
 
 def _with_cache(fn, cache_dir):
     return lambda *a, **k: fn(*a, cache_dir=cache_dir, **k)
-
-
-def test_full_training_returns_the_validation_images(raw):
-    s = data.make_splits(raw, validation_fraction=0.1, seed=1, n_train=300, n_test=10)
-    full = s.full_training()
-    assert len(full.y_train) == 300 and len(full.y_val) == 0 and full.x_val.shape == (0, 28, 28, 1)
-    np.testing.assert_array_equal(full.x_test, s.x_test)
-    assert sorted(full.y_train.tolist()) == sorted(s.y_train.tolist() + s.y_val.tolist())

@@ -125,18 +125,6 @@ class PairedDifference(TypedDict):  # study.paired_difference(), with its senten
 
 
 @with_config(CLOSED)
-class LabelsStand(TypedDict):  # label_errors.accuracy_where_labels_stand(), with the usual figures
-    n: Count
-    accuracy: Acc
-    n_errors: Errors
-    errors_on_listed_images: Count
-    listed_images: Count
-    listed_predicted_as_proposed: Count
-    accuracy_all: Acc
-    n_errors_all: Errors
-
-
-@with_config(CLOSED)
 class Claims(TypedDict):  # evaluate.check_claims(), with its sentences
     claimed_accuracy: Annotated[float, Setup]
     accuracy: Acc

@@ -63,11 +63,6 @@ class Executor:
     def n_workers(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
-    def running(self, futures) -> int:
-        """How many of ``futures`` a worker is computing now (the rest of the unfinished are queued)."""
-        keys = {f.key for f in futures}
-        return sum(len(keys.intersection(ks)) for ks in self.client.processing().values())
-
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
