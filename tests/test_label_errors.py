@@ -94,6 +94,10 @@ def test_by_network_says_whether_the_order_changes_where_labels_stand(raw):
     assert changed["order_all"] == ["B", "A"]  # 1998 against 1997 of 2,000 right
     assert changed["order_where_labels_stand"] == ["A", "B"]  # 1997 against 1995 of 1,997 right
     assert changed["ranking_changes"] is True
+    # on the 1,997 images whose labels stand A gets all right and B misses 2: exact McNemar p = 2 x 0.5^2
+    assert changed["swaps"] == [
+        {"ahead_on_all": "B", "ahead_where_labels_stand": "A", "p_value": pytest.approx(0.5), "images_apart": 2}
+    ]
     assert changed["networks"]["A"]["accuracy"] == 1.0 and changed["networks"]["B"]["accuracy"] == 1 - 2 / 1997
     assert changed["better_runs"] == 1 and changed["better_mean_where_labels_stand"] == 1.0
 

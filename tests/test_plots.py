@@ -39,7 +39,9 @@ def test_every_figure_is_a_figure_and_saves(ev, tmp_path):
         "no errors": plots.error_gallery(images, ev.y_true, ev.y_pred, ev.confidence, []),
         "shared": plots.wrong_count_histogram(np.array([1, 1, 2, 3]), 3),
         "ablation": plots.ablation_scores(ABLATION, reference="full recipe", n_images=6000),
-        "cost": plots.accuracy_vs_cost({"a": [0.99, 0.992]}, {"a": ([10.0, 10.0], [0.98, 0.99])}),
+        "cost": plots.accuracy_vs_cost(
+            {"a": [0.99, 0.992]}, {"a": ([10.0, 10.0], [0.98, 0.99])}, trained_on={"a": "CPU A", "b": "CPU B"}
+        ),
     }
     for name, fig in figures.items():
         assert isinstance(fig, Figure), name
@@ -255,3 +257,11 @@ def test_accuracy_vs_cost_two_panels_with_units():
     assert _legend_text(fig) == ["baseline", "final"]
     _legends_cover_no_axes(fig)
     _nothing_outside_the_figure(fig)
+
+
+def test_the_seed_figure_shows_the_interval_a_single_run_is_judged_by():
+    summary = {"mean": 0.992, "ci_low": 0.9915, "ci_high": 0.9925, "prediction_low": 0.990, "prediction_high": 0.994}
+    fig = plots.seed_accuracies([0, 1, 2], [0.991, 0.992, 0.993], {**summary, "level": 0.95}, 0.9925)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "95% prediction interval of one more run" in labels and "95% CI of the mean" in labels
+    assert not fig.axes[0].get_legend()  # outside the axes: it covers no point

@@ -132,7 +132,12 @@ def test_source_notebooks_are_clean_and_parameterised(path):
     assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert "hide-input" in tagged[0].metadata["tags"], "the site folds the parameters cell: readers open it at will"
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    # a title and an introduction first: the site names the page, and its sidebar entry, by the first heading
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ") and "\n\n" in first.source
+    assert not any(c.source.startswith("# ") for c in nb.cells[1:] if c.cell_type == "markdown"), "one title"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

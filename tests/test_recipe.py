@@ -150,6 +150,7 @@ def test_decisions_are_numbered_in_order_and_nothing_is_decided_after_the_test_s
     d.add("recipe: EMA", "validation split")
     d.test_set_used("5 networks")
     assert [s["step"] for s in d.steps] == [1, 2] and [s["test_set"] for s in d.steps] == [False, True]
+    assert [s["test_set_in_earlier_versions"] for s in d.steps] == [False, False]
     with pytest.raises(RuntimeError, match="after the test set was used"):
         d.add("epochs: 30", "test accuracy")
     with pytest.raises(RuntimeError):
@@ -188,3 +189,17 @@ def test_final_results_use_augmented_predictions_only_where_chosen_and_the_snaps
     assert recipe.final_results(finals, snapshot, tta=False)["accuracies"] == [0.75, 0.5]
     assert with_tta["snapshot_accuracies"] == [0.25, 1.0] and with_tta["snapshot_ensemble"] == 0.25
     assert with_tta["seed_ensemble_as_trained"] == 0.5  # as trained, whatever tta: (0,1,2,0) and (0,1,0,0)
+
+
+def test_a_decision_scored_on_the_test_set_by_an_earlier_version_says_so():
+    d = recipe.Decisions()
+    d.add("base recipe", "scored on the test set before", earlier_test_use=True)
+    assert d.steps[0]["test_set_in_earlier_versions"] and not d.steps[0]["test_set"]
+
+
+def test_the_weight_average_holds_its_start_for_the_epochs_the_momentum_gives():
+    assert recipe.steps_per_epoch(54_000, 128) == 422 and recipe.steps_per_epoch(256, 128) == 2
+    # 0.999 ** (422 * 5) = 0.121 > 0.1 > 0.999 ** (422 * 6) = 0.080
+    assert recipe.ema_start_epochs(0.999, 422) == 5
+    assert recipe.ema_start_epochs(0.999, 422, share=0.5) == 1  # 0.656 after one epoch, 0.430 after two
+    assert recipe.ema_start_epochs(0.0, 422) == 0 and recipe.ema_start_epochs(0.9, 422) == 0

@@ -4,11 +4,14 @@ from elsewhere; a failed build leaves the previous site as it was."""
 
 from __future__ import annotations
 
+import re
 import shutil
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import nbformat
 import pytest
 
 from mnist_report.reporting import site
@@ -165,3 +168,13 @@ def test_no_notebooks_is_an_error(tmp_path):
     with pytest.raises(site.SiteError, match="no executed notebooks"):
         site.build(tmp_path, tmp_path / "site", warn=lambda _: None)
     assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.slow
+def test_each_notebook_page_is_named_by_its_notebooks_title(built):
+    for name in NOTEBOOKS:
+        nb = nbformat.read(REPORTS / f"{name}.ipynb", as_version=4)
+        title = nb.cells[0].source.splitlines()[0].removeprefix("# ")
+        html = (built / f"{name}.html").read_text(encoding="utf-8")
+        shown = re.search(r"<title>(.*?) &#8212;", html).group(1)
+        assert html_unescape(shown) == title.replace("'", "\u2019"), f"{name}: page named {shown!r}"

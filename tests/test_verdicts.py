@@ -233,11 +233,22 @@ def test_ablation_reads_the_variant_table():
 def test_tta_is_kept_only_if_it_raises_the_mean_and_its_size_is_said():
     assert verdicts.tta_choice(0.9950, 0.9960, 6000) == (
         "Test-time augmentation raises the full recipe's mean validation accuracy (99.50% -> 99.60%, 6 image(s) "
-        "of 6,000), so by the rule fixed in advance it is kept for the final networks; a gain of that size is no "
-        "evidence on its own."
+        "of 6,000), so by the rule fixed in advance it is kept for the final networks. The rule asks for a gain, "
+        "not for evidence of one."
     )
-    assert "it is left out" in verdicts.tta_choice(0.9950, 0.9950, 6000)
+    assert verdicts.tta_choice(0.9950, 0.9950, 6000).endswith("it is left out for the final networks.")
     assert "does not raise" in verdicts.tta_choice(0.9950, 0.9940, 6000)
+
+
+def test_the_tuned_run_is_judged_by_the_spread_of_single_baseline_runs():
+    summary = {"prediction_low": 0.9905, "prediction_high": 0.9935, "level": 0.95, "n_runs": 5, "mean": 0.992}
+    assert verdicts.tuned_run(0.9930, 70, summary) == (
+        "Tuned baseline network: 99.30% (70 errors), one run. Single runs of the baseline network fall between "
+        "99.05% and 99.35% (95% prediction interval from 5 seeds, mean 99.20%); the tuned run lies inside it, "
+        "so one run gives no evidence that tuning helps."
+    )
+    assert verdicts.tuned_run(0.9940, 60, summary).endswith("the tuned run lies above it.")
+    assert verdicts.tuned_run(0.9900, 100, summary).endswith("the tuned run lies below it.")
 
 
 def test_snapshot_alternative():
@@ -295,7 +306,8 @@ def test_label_noise_remaining_says_whether_the_order_changes():
     changed = label_errors.by_network(y, {"a": a, "b": b}, errors, runs=[a, b])
     assert verdicts.label_noise_remaining(changed) == (
         "On the 97 images whose labels stand the order of the networks changes (a 100.00%, b 97.94%); final network "
-        f"over its 2 seeds: {np.mean([1.0, 1 - 2 / 97]):.2%}."
+        f"over its 2 seeds: {np.mean([1.0, 1 - 2 / 97]):.2%}. A now leads b by 2 image(s) (McNemar p = 0.5): no "
+        "evidence of a difference."
     )
     kept = label_errors.by_network(y, {"b": b, "a": y}, errors, runs=[b])
     assert "the order of the networks does not change (no pair swaps; ties aside) (a 100.00%, b 97.94%)" in (

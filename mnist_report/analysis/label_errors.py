@@ -135,22 +135,34 @@ def by_network(
         }
     order_all = sorted(networks, key=lambda n: -networks[n]["accuracy_all"])
     order_standing = sorted(networks, key=lambda n: -networks[n]["accuracy"])
-    return {
+    out = {
         "source": errors.source,
         "listed": len(errors.within(len(y_true))),
         "networks": networks,
         # Northcutt et al.'s question: does the order of the networks change once the listed images are left out?
         "order_all": order_all,
         "order_where_labels_stand": order_standing,
-        # a change is a pair in strictly the other order; a tie on either side is none
-        "ranking_changes": any(
-            networks[a]["accuracy_all"] > networks[b]["accuracy_all"]
-            and networks[a]["accuracy"] < networks[b]["accuracy"]
+        # a change is a pair in strictly the other order (a tie on either side is none), each with McNemar's
+        # test on the images whose labels stand: does the new order say more than noise?
+        "swaps": [
+            {"ahead_on_all": a, "ahead_where_labels_stand": b, **_standing_test(y_true, predictions, a, b, errors)}
             for a in networks
             for b in networks
-        ),
+            if networks[a]["accuracy_all"] > networks[b]["accuracy_all"]
+            and networks[a]["accuracy"] < networks[b]["accuracy"]
+        ],
         "better_runs": len(runs),
         "better_mean_where_labels_stand": float(
             np.mean([accuracy_where_labels_stand(y_true, p, errors)["accuracy"] for p in runs])
         ),
     }
+    return {**out, "ranking_changes": bool(out["swaps"])}
+
+
+def _standing_test(y_true, predictions: dict, a: str, b: str, errors: LabelErrors) -> dict:
+    """McNemar's exact p-value of networks ``a`` and ``b`` on the images whose labels stand."""
+    from mnist_report.analysis.compare import mcnemar_test
+
+    keep = errors.standing(len(y_true))
+    m = mcnemar_test(np.asarray(y_true)[keep], np.asarray(predictions[a])[keep], np.asarray(predictions[b])[keep])
+    return {"p_value": m["p_value"], "images_apart": abs(m["a_only"] - m["b_only"])}

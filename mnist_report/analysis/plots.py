@@ -229,7 +229,7 @@ def per_class_bars(per_class: list[dict]) -> Figure:
     return fig
 
 
-def confused_pairs_bar(pairs: list[dict], top: int = 10, highlight=()) -> Figure:
+def confused_pairs_bar(pairs: list[dict], top: int = 10, highlight=(), title: str | None = None) -> Figure:
     """The ``top`` most frequent confusions (both directions combined), each bar labelled with its count.
     Claimed pairs (``highlight``) among them are orange; the legend names them, and names any claimed pair
     not among the bars, with its rank and count."""
@@ -253,7 +253,7 @@ def confused_pairs_bar(pairs: list[dict], top: int = 10, highlight=()) -> Figure
             handles.append(Patch(color="none", label=f"claimed pair {a}<->{b} is not among the bars: {where}"))
     ax.set_xlabel("digit pair")
     ax.set_ylabel("errors (both directions)")
-    ax.set_title(f"The {len(rows)} most confused digit pairs")
+    ax.set_title(title or f"The {len(rows)} most confused digit pairs")
     ax.grid(axis="y", alpha=0.3)
     _legend_outside(fig, handles, ncols=1)
     return fig
@@ -263,10 +263,18 @@ def confused_pairs_bar(pairs: list[dict], top: int = 10, highlight=()) -> Figure
 
 
 def seed_accuracies(seeds, accuracies, summary: dict, claimed: float) -> Figure:
-    """Each run's test accuracy, the mean with its confidence interval, and the claimed value."""
+    """Each run's test accuracy, the mean with its confidence interval, the prediction interval of one
+    more run (what a single run's claim is judged by), and the claimed value."""
     acc = np.asarray(accuracies) * 100
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
     x = np.arange(len(acc))
+    ax.axhspan(
+        summary["prediction_low"] * 100,
+        summary["prediction_high"] * 100,
+        color="grey",
+        alpha=0.12,
+        label=f"{summary['level']:.0%} prediction interval of one more run",
+    )
     ax.axhspan(
         summary["ci_low"] * 100,
         summary["ci_high"] * 100,
@@ -282,8 +290,7 @@ def seed_accuracies(seeds, accuracies, summary: dict, claimed: float) -> Figure:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy of each run")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    _legend_outside(fig, ax.get_legend_handles_labels()[0], ncols=3)
     return fig
 
 
@@ -291,7 +298,7 @@ def digit_error_rates(rates: np.ndarray) -> Figure:
     """Per-digit error rate across runs: mean and standard deviation as bars, each run as a dot."""
     rates = np.asarray(rates) * 100
     digits = np.arange(rates.shape[1])
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
     std = rates.std(axis=0, ddof=1) if len(rates) > 1 else np.zeros(rates.shape[1])
     ax.bar(digits, rates.mean(axis=0), yerr=std, color="steelblue", alpha=0.7, capsize=3, label="mean +- std over runs")
     jitter = np.linspace(-0.25, 0.25, len(rates)) if len(rates) > 1 else np.zeros(1)
@@ -302,8 +309,7 @@ def digit_error_rates(rates: np.ndarray) -> Figure:
     ax.set_ylabel("test images misclassified (%)")
     ax.set_title("Error rate per digit across runs")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    _legend_outside(fig, ax.get_legend_handles_labels()[0])
     return fig
 
 
@@ -374,7 +380,7 @@ def _legend(indices, listed: set) -> str | None:
 def tuning_results(trials: list[dict], claimed: float | None = None) -> Figure:
     """Each trial's validation accuracy against its learning rate; colour: batch size, size: dense width.
     ``claimed``: the original experiment's claimed test accuracy, drawn as a line for scale."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
     batch_sizes = sorted({t["batch_size"] for t in trials})
     palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
     for b in batch_sizes:
@@ -404,8 +410,7 @@ def tuning_results(trials: list[dict], claimed: float | None = None) -> Figure:
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"Hyperparameter search: {len(trials)} trials, scored on the validation split")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    _legend_outside(fig, ax.get_legend_handles_labels()[0], ncols=3)
     return fig
 
 
@@ -450,13 +455,17 @@ def ablation_scores(
 
 
 def accuracy_vs_cost(
-    ensembles: dict[str, list[float]], curves: dict[str, tuple[list[float], list[float]]], log_time: bool = True
+    ensembles: dict[str, list[float]],
+    curves: dict[str, tuple[list[float], list[float]]],
+    log_time: bool = True,
+    trained_on: dict[str, str] | None = None,
 ) -> Figure:
     """(a) Test accuracy of an ensemble of 1..N networks, per kind of network (``ensembles``: name ->
     accuracy with 1, 2, ... members). (b) Validation accuracy after each epoch against the training time
     spent so far (``curves``: name -> (seconds of each epoch, validation accuracy after it)); the accuracy
     axis is stretched towards 100% (log of the error rate), so a run that starts near chance, as one whose
-    weights are averaged does, does not flatten the rest."""
+    weights are averaged does, does not flatten the rest. ``trained_on``: name -> the CPU whose seconds
+    (b) shows, said under the panels."""
     names = list(dict.fromkeys([*ensembles, *curves]))
     style = {n: {"color": f"C{i % 10}", "marker": m} for i, (n, m) in enumerate(zip(names, itertools.cycle("osD^v")))}
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -484,4 +493,8 @@ def accuracy_vs_cost(
     for ax in (ax_e, ax_t):
         ax.grid(alpha=0.3)
     _legend_outside(fig, [Line2D([], [], label=n, **style[n]) for n in names])
+    if trained_on:
+        cpus = set(trained_on.values())
+        where = next(iter(cpus)) if len(cpus) == 1 else "; ".join(f"{n} on {c}" for n, c in trained_on.items())
+        fig.supxlabel(f"(b): seconds of the CPU that trained each run: {where}", fontsize=9, x=0.01, ha="left")
     return fig

@@ -152,16 +152,41 @@ def snapshot_config(final: TrainConfig, cycles: int) -> TrainConfig:
     return replace(final, cycles=cycles, ema_momentum=0.0)
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return -(-n_train // batch_size)  # the last batch may be short
+
+
+def ema_start_epochs(momentum: float, steps_per_epoch: int, share: float = 0.1) -> int:
+    """The epochs at whose end the weights' moving average still holds more than ``share`` of the initial
+    weights (``momentum`` to the power of the steps taken): validation scores a network near its start."""
+    if momentum <= 0:
+        return 0
+    epochs = 0
+    while momentum ** (steps_per_epoch * (epochs + 1)) > share:
+        epochs += 1
+    return epochs
+
+
 @dataclass
 class Decisions:
     """What was decided, in order, and the evidence each decision saw (shown as a table, kept in the metrics)."""
 
     steps: list[dict] = field(default_factory=list)
 
-    def add(self, decided: str, evidence: str, test_set: bool = False) -> None:
+    def add(self, decided: str, evidence: str, test_set: bool = False, earlier_test_use: bool = False) -> None:
+        """``earlier_test_use``: what was decided had been scored on the test set in an earlier version of
+        the report (its history, stated)."""
         if any(s["test_set"] for s in self.steps):
             raise RuntimeError(f"decision {decided!r} comes after the test set was used: nothing may be decided then")
-        self.steps.append({"step": len(self.steps) + 1, "decided": decided, "evidence": evidence, "test_set": test_set})
+        self.steps.append(
+            {
+                "step": len(self.steps) + 1,
+                "decided": decided,
+                "evidence": evidence,
+                "test_set": test_set,
+                "test_set_in_earlier_versions": earlier_test_use,
+            }
+        )
 
     def test_set_used(self, what: str) -> None:
         """The one use of the test set: recorded last; a decision after it is an error."""

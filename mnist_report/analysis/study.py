@@ -235,24 +235,22 @@ def paired_difference(
     """Whether ``other`` changes test accuracy against ``reference``, run for run over the same seeds.
 
     The same seed gives both runs the same initial weights, validation split and batch order, so
-    the runs are paired: a paired Student t interval of the mean difference (other - reference).
-    The change is judged against the seed-to-seed standard deviation of ``reference`` (the noise
-    margin): "within seed noise" needs the whole interval inside plus or minus that margin.
+    the runs are paired: a paired Student t interval of the mean difference (other - reference),
+    beside the seed-to-seed standard deviation of ``reference``.
     """
     a, b = np.asarray(reference, dtype=np.float64), np.asarray(other, dtype=np.float64)
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"need two equal-length lists of at least 2 accuracies; got {len(a)} and {len(b)}")
     d = b - a
-    margin = float(a.std(ddof=1))
     out = {
         "names": list(names),
         "n_runs": len(a),
         "level": level,
         "mean_difference": float(d.mean()),
-        "seed_std": margin,
+        "seed_std": float(a.std(ddof=1)),
     }
     if np.all(d == d[0]):  # no spread: a t interval cannot be formed
-        return {**out, "ci_low": None, "ci_high": None, "p_value": None, "within_noise": None}
+        return {**out, "ci_low": None, "ci_high": None, "p_value": None}
     res = stats.ttest_rel(b, a)
     ci = res.confidence_interval(confidence_level=level)
     low, high = float(ci.low), float(ci.high)
@@ -261,5 +259,4 @@ def paired_difference(
         "ci_low": low,
         "ci_high": high,
         "p_value": float(res.pvalue),
-        "within_noise": bool(-margin <= low and high <= margin),
     }

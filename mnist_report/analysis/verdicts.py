@@ -163,11 +163,23 @@ def ablation(rows: list[dict], noise: float) -> str:
 def tta_choice(mean: float, tta_mean: float, n_val: int) -> str:
     """Test-time augmentation, kept by the rule fixed in advance only where it raises the mean."""
     kept, images = tta_mean > mean, round(abs(tta_mean - mean) * n_val)
-    return (
+    text = (
         f"Test-time augmentation {'raises' if kept else 'does not raise'} the full recipe's mean validation "
         f"accuracy ({mean:.2%} -> {tta_mean:.2%}, {images} image(s) of {n_val:,}), so by the rule fixed in advance "
-        f"it is {'kept' if kept else 'left out'} for the final networks; a gain of that size is no evidence on "
-        "its own."
+        f"it is {'kept' if kept else 'left out'} for the final networks."
+    )
+    return text + (" The rule asks for a gain, not for evidence of one." if kept else "")
+
+
+def tuned_run(accuracy: float, n_errors: int, baseline: dict) -> str:
+    """The one tuned run against the spread of single baseline runs (``study.accuracy_summary``)."""
+    low, high = baseline["prediction_low"], baseline["prediction_high"]
+    where = "above" if accuracy > high else "below" if accuracy < low else "inside"
+    return (
+        f"Tuned baseline network: {accuracy:.2%} ({n_errors} errors), one run. Single runs of the baseline "
+        f"network fall between {low:.2%} and {high:.2%} ({baseline['level']:.0%} prediction interval from "
+        f"{baseline['n_runs']} seeds, mean {baseline['mean']:.2%}); the tuned run lies {where} it"
+        + (", so one run gives no evidence that tuning helps." if where == "inside" else ".")
     )
 
 
@@ -203,7 +215,16 @@ def label_noise_remaining(noise: dict) -> str:
     nets = noise["networks"]
     order = ", ".join(f"{name} {nets[name]['accuracy']:.2%}" for name in noise["order_where_labels_stand"])
     change = "changes" if noise["ranking_changes"] else "does not change (no pair swaps; ties aside)"
-    return (
+    text = (
         f"On the {n:,} images whose labels stand the order of the networks {change} ({order}); final "
         f"network over its {noise['better_runs']} seeds: {noise['better_mean_where_labels_stand']:.2%}."
     )
+    swaps = noise.get("swaps", [])
+    if swaps:
+        text += " " + " ".join(
+            f"{s['ahead_where_labels_stand'].capitalize()} now leads {s['ahead_on_all']} by {s['images_apart']} "
+            f"image(s) (McNemar p = {s['p_value']:.2g}): "
+            + ("evidence of a real difference." if s["p_value"] < 0.05 else "no evidence of a difference.")
+            for s in swaps
+        )
+    return text

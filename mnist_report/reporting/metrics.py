@@ -119,7 +119,6 @@ class PairedDifference(TypedDict):  # study.paired_difference(), with its senten
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    within_noise: bool | None
     text: str
     accuracies: list[Acc]
 

@@ -136,7 +136,7 @@ def beyond_table(m: dict) -> str:
                 f"{tuned:.2%}: one run (baseline mean over {len(base)} seeds {sum(base) / len(base):.2%})",
             ),
             (
-                "Ablation (validation, 2 seeds each)",
+                f"Ablation (validation, {len(ab['rows'][0]['seeds'])} seeds each)",
                 "; ".join(f"{r['variant']} {r['difference'] * 100:+.2f} points" for r in ab["rows"][1:]),
             ),
             (
@@ -159,7 +159,10 @@ def beyond_table(m: dict) -> str:
             ("Order on the images whose labels stand", "changes" if noise["ranking_changes"] else "unchanged"),
             (
                 "Published, for comparison",
-                "one network of this family 99.64% (mean of 1,500 runs), 15 ensembled 99.75% (Deotte)",
+                "[Deotte](https://www.kaggle.com/code/cdeotte/25-million-images-0-99757-mnist): about 99.64% for "
+                "one network of this family, 99.745% for 15 ensembled; [An et al. 2020](https://arxiv.org/abs/"
+                "2008.10400): 99.91%, checkpoints chosen on the test set; [keras-io](https://keras.io/examples/"
+                "vision/mnist_convnet/): about 99% with a 34,826-parameter network",
             ),
             training_time("03-beyond-the-seed", m),
         ],
