@@ -316,3 +316,13 @@ def test_label_noise_remaining_says_whether_the_order_changes():
     tied = label_errors.by_network(y, {"a": y, "b": y.copy()}, errors, runs=[y])  # a tie is no change
     assert not tied["ranking_changes"]
     assert verdicts.label_noise_remaining({**kept, "listed": 0}).startswith("None of the images with rejected labels")
+
+
+def test_a_bound_next_to_the_claim_gets_the_digits_that_tell_them_apart():
+    assert verdicts.pct(0.99245, 0.9925) == "99.245%" and verdicts.pct(0.99249, 0.9925) == "99.249%"
+    assert verdicts.pct(0.9915, 0.9925) == "99.15%" and verdicts.pct(0.9925, 0.9925) == "99.25%"
+    assert verdicts.pct(0.99245) == "99.25%"  # with nothing to tell it from
+    summary = {"n_runs": 10, "mean": 0.9920, "level": 0.95, "ci_low": 0.99155, "ci_high": 0.99245}
+    summary |= {"prediction_low": 0.9905, "prediction_high": 0.9935}
+    position = {"claimed_accuracy": 0.9925, "runs_reaching_claim": 3, "one_run_plausible": True, "position": "above"}
+    assert "confidence interval 99.16% to 99.245%); the claim is above it" in verdicts.seed_accuracy(summary, position)

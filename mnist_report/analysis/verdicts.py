@@ -12,6 +12,15 @@ def _pair_names(pairs) -> str:
     return " and ".join(f"{a}<->{b}" for a, b in pairs)
 
 
+def pct(x: float, ref: float | None = None) -> str:
+    """``x`` in percent, two decimals, or more where two would print it as ``ref`` although it differs (a
+    bound of 99.245% beside a claim of 99.25% reads 99.245%, not 99.25%)."""
+    digits = 2
+    while ref is not None and x != ref and f"{x:.{digits}%}" == f"{ref:.{digits}%}" and digits < 4:
+        digits += 1
+    return f"{x:.{digits}%}"
+
+
 def _points(x: float) -> str:
     return f"{x * 100:+.2f} points"
 
@@ -62,7 +71,8 @@ def seed_accuracy(summary: dict, position: dict) -> str:
     claimed = p["claimed_accuracy"]
     single = (
         f"**A single run:** {p['runs_reaching_claim']} of {s['n_runs']} runs reach {claimed:.2%}, and a "
-        f"further run is expected between {s['prediction_low']:.2%} and {s['prediction_high']:.2%} "
+        f"further run is expected between {pct(s['prediction_low'], claimed)} and "
+        f"{pct(s['prediction_high'], claimed)} "
         f"({s['level']:.0%} prediction interval), so one run reporting {claimed:.2%} is "
         f"{'plausible' if p['one_run_plausible'] else 'not plausible'}."
     )
@@ -72,8 +82,8 @@ def seed_accuracy(summary: dict, position: dict) -> str:
         "below": "below it: the configuration's mean is higher than the claim",
     }[p["position"]]
     mean = (
-        f"**The mean:** {s['mean']:.2%} ({s['level']:.0%} confidence interval {s['ci_low']:.2%} to "
-        f"{s['ci_high']:.2%}); the claim is {where}."
+        f"**The mean:** {s['mean']:.2%} ({s['level']:.0%} confidence interval {pct(s['ci_low'], claimed)} to "
+        f"{pct(s['ci_high'], claimed)}); the claim is {where}."
     )
     return f"{single} {mean}"
 

@@ -94,12 +94,13 @@ def study_table(m: dict) -> str:
             (
                 f"A single run reaching {claimed:.2%}",
                 f"{v['runs_reaching_claim']} of {s['n_runs']} runs; one more run: "
-                f"{s['prediction_low']:.2%} to {s['prediction_high']:.2%} "
+                f"{verdicts.pct(s['prediction_low'], claimed)} to {verdicts.pct(s['prediction_high'], claimed)} "
                 f"({'plausible' if v['one_run_plausible'] else 'not plausible'})",
             ),
             (
                 "The mean",
-                f"{s['level']:.0%} interval {s['ci_low']:.2%} to {s['ci_high']:.2%}: the claim is {v['position']} it",
+                f"{s['level']:.0%} interval {verdicts.pct(s['ci_low'], claimed)} to "
+                f"{verdicts.pct(s['ci_high'], claimed)}: the claim is {v['position']} it",
             ),
             (
                 f"{' and '.join(pairs['summed']['pairs'])} the top 2?",
