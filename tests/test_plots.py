@@ -39,9 +39,7 @@ def test_every_figure_is_a_figure_and_saves(ev, tmp_path):
         "no errors": plots.error_gallery(images, ev.y_true, ev.y_pred, ev.confidence, []),
         "shared": plots.wrong_count_histogram(np.array([1, 1, 2, 3]), 3),
         "ablation": plots.ablation_scores(ABLATION, reference="full recipe", n_images=6000),
-        "cost": plots.accuracy_vs_cost(
-            {"a": [0.99, 0.992]}, {"a": ([10.0, 10.0], [0.98, 0.99])}, trained_on={"a": "CPU A", "b": "CPU B"}
-        ),
+        "cost": plots.accuracy_vs_cost({"a": [0.99, 0.992]}, {"a": ([10.0, 10.0], [0.98, 0.99])}),
     }
     for name, fig in figures.items():
         assert isinstance(fig, Figure), name
@@ -265,3 +263,12 @@ def test_the_seed_figure_shows_the_interval_a_single_run_is_judged_by():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "95% prediction interval of one more run" in labels and "95% CI of the mean" in labels
     assert not fig.axes[0].get_legend()  # outside the axes: it covers no point
+
+
+def test_accuracy_against_cost_names_the_cpus_its_seconds_come_from():
+    curves = {"a": ([10.0, 10.0], [0.98, 0.99]), "b": ([5.0], [0.97])}
+    one = plots.accuracy_vs_cost({"a": [0.99]}, curves, trained_on={"a": "CPU A", "b": "CPU A"})
+    assert one._supxlabel.get_text().endswith("each run: CPU A")
+    two = plots.accuracy_vs_cost({"a": [0.99]}, curves, trained_on={"a": "CPU A", "b": "CPU B"})
+    assert two._supxlabel.get_text().endswith("a on CPU A; b on CPU B")
+    assert plots.accuracy_vs_cost({"a": [0.99]}, curves)._supxlabel is None

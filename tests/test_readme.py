@@ -104,9 +104,10 @@ def test_update_readme_writes_the_page_and_rewrites_only_the_readmes_blocks(tmp_
     notebooks.mkdir()
     write_notebook(notebooks / "01-tiny.ipynb", "alpha = 3  # how many\n")
     reports = tmp_path / "reports"
-    monkeypatch.setattr(readme_module, "blocks", lambda where, left: {"bench": "new table"} if where == reports else {})
+    new = {"results": "new table"}
+    monkeypatch.setattr(readme_module, "blocks", lambda where, left: new if where == reports else {})
     readme = tmp_path / "README.md"
-    start, end = markers("bench")
+    start, end = markers("results")
     readme.write_text(f"# Title\n\nBefore.\n\n{start}\nold table\n{end}\n\nAfter.\n")
     assert update_readme(readme, reports=reports, notebooks=notebooks) == readme
     assert readme.read_text() == f"# Title\n\nBefore.\n\n{start}\nnew table\n{end}\n\nAfter.\n"
@@ -117,7 +118,7 @@ def test_update_readme_writes_the_page_and_rewrites_only_the_readmes_blocks(tmp_
     # a README without a block that has a source: an error, and neither file is written
     (notebooks / "README.md").write_text("old page\n")
     readme.write_text("# A README without the block\n")
-    with pytest.raises(ValueError, match="no bench block"):
+    with pytest.raises(ValueError, match="no results block"):
         update_readme(readme, reports=reports, notebooks=notebooks)
     assert (notebooks / "README.md").read_text() == "old page\n"
     assert readme.read_text() == "# A README without the block\n"

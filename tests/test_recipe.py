@@ -194,12 +194,16 @@ def test_final_results_use_augmented_predictions_only_where_chosen_and_the_snaps
 def test_a_decision_scored_on_the_test_set_by_an_earlier_version_says_so():
     d = recipe.Decisions()
     d.add("base recipe", "scored on the test set before", earlier_test_use=True)
+    d.add("ablation", "validation")
+    assert [s["test_set_in_earlier_versions"] for s in d.steps] == [True, False]
     assert d.steps[0]["test_set_in_earlier_versions"] and not d.steps[0]["test_set"]
 
 
 def test_the_weight_average_holds_its_start_for_the_epochs_the_momentum_gives():
     assert recipe.steps_per_epoch(54_000, 128) == 422 and recipe.steps_per_epoch(256, 128) == 2
-    # 0.999 ** (422 * 5) = 0.121 > 0.1 > 0.999 ** (422 * 6) = 0.080
-    assert recipe.ema_start_epochs(0.999, 422) == 5
-    assert recipe.ema_start_epochs(0.999, 422, share=0.5) == 1  # 0.656 after one epoch, 0.430 after two
+    # 0.999 ** (422 * 3) = 0.282 > 0.25 > 0.999 ** (422 * 4) = 0.185
+    assert recipe.ema_start_epochs(0.999, 422) == 3
+    assert recipe.ema_start_epochs(0.999, 422, share=0.1) == 5  # 0.121 after five epochs, 0.080 after six
     assert recipe.ema_start_epochs(0.0, 422) == 0 and recipe.ema_start_epochs(0.9, 422) == 0
+    with pytest.raises(ValueError, match="momentum below 1"):
+        recipe.ema_start_epochs(1.0, 422)

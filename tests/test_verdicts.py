@@ -249,6 +249,9 @@ def test_the_tuned_run_is_judged_by_the_spread_of_single_baseline_runs():
     )
     assert verdicts.tuned_run(0.9940, 60, summary).endswith("the tuned run lies above it.")
     assert verdicts.tuned_run(0.9900, 100, summary).endswith("the tuned run lies below it.")
+    # a bound that rounds to the run's own figure is printed with the digits that tell them apart
+    close = verdicts.tuned_run(0.9935, 65, {**summary, "prediction_high": 0.99346})
+    assert "and 99.346% (95% prediction interval" in close and close.endswith("lies above it.")
 
 
 def test_snapshot_alternative():

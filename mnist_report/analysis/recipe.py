@@ -156,11 +156,13 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return -(-n_train // batch_size)  # the last batch may be short
 
 
-def ema_start_epochs(momentum: float, steps_per_epoch: int, share: float = 0.1) -> int:
+def ema_start_epochs(momentum: float, steps_per_epoch: int, share: float = 0.25) -> int:
     """The epochs at whose end the weights' moving average still holds more than ``share`` of the initial
     weights (``momentum`` to the power of the steps taken): validation scores a network near its start."""
     if momentum <= 0:
         return 0
+    if momentum >= 1 or steps_per_epoch < 1:
+        raise ValueError(f"need a momentum below 1 and at least one step an epoch; got {momentum}, {steps_per_epoch}")
     epochs = 0
     while momentum ** (steps_per_epoch * (epochs + 1)) > share:
         epochs += 1

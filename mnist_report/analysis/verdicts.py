@@ -21,6 +21,11 @@ def pct(x: float, ref: float | None = None) -> str:
     return f"{x:.{digits}%}"
 
 
+def _first_up(name) -> str:
+    name = str(name)
+    return name[:1].upper() + name[1:]
+
+
 def _points(x: float) -> str:
     return f"{x * 100:+.2f} points"
 
@@ -187,7 +192,8 @@ def tuned_run(accuracy: float, n_errors: int, baseline: dict) -> str:
     where = "above" if accuracy > high else "below" if accuracy < low else "inside"
     return (
         f"Tuned baseline network: {accuracy:.2%} ({n_errors} errors), one run. Single runs of the baseline "
-        f"network fall between {low:.2%} and {high:.2%} ({baseline['level']:.0%} prediction interval from "
+        f"network fall between {pct(low, accuracy)} and {pct(high, accuracy)} ({baseline['level']:.0%} prediction "
+        f"interval from "
         f"{baseline['n_runs']} seeds, mean {baseline['mean']:.2%}); the tuned run lies {where} it"
         + (", so one run gives no evidence that tuning helps." if where == "inside" else ".")
     )
@@ -232,7 +238,7 @@ def label_noise_remaining(noise: dict) -> str:
     swaps = noise.get("swaps", [])
     if swaps:
         text += " " + " ".join(
-            f"{s['ahead_where_labels_stand'].capitalize()} now leads {s['ahead_on_all']} by {s['images_apart']} "
+            f"{_first_up(s['ahead_where_labels_stand'])} now leads {s['ahead_on_all']} by {s['images_apart']} "
             f"image(s) (McNemar p = {s['p_value']:.2g}): "
             + ("evidence of a real difference." if s["p_value"] < 0.05 else "no evidence of a difference.")
             for s in swaps

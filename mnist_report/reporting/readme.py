@@ -127,6 +127,7 @@ def beyond_table(m: dict) -> str:
     """Tuning, the ablation, the final networks and their tests (notebook 03), null results stated."""
     s, final, ab = m["final"]["summary"], m["final"], m["ablation"]
     tuned, base = m["tuned"]["test"]["accuracy"], m["baseline"]["accuracies"]
+    low, high = m["tuned"]["baseline_prediction"]
     mc, earlier, ens = m["mcnemar"], m["mcnemar_earlier_better"][0], m["mcnemar_ensembles"]
     noise = m["label_errors"]
     return _table(
@@ -134,7 +135,8 @@ def beyond_table(m: dict) -> str:
         [
             (
                 "Tuned baseline network",
-                f"{tuned:.2%}: one run (baseline mean over {len(base)} seeds {sum(base) / len(base):.2%})",
+                f"{tuned:.2%}, one run; single baseline runs {low:.2%} to {high:.2%} (prediction interval, "
+                f"{len(base)} seeds): " + ("no evidence that tuning helps" if low <= tuned <= high else "outside it"),
             ),
             (
                 f"Ablation (validation, {len(ab['rows'][0]['seeds'])} seeds each)",
@@ -157,17 +159,24 @@ def beyond_table(m: dict) -> str:
                 f"{earlier['p_value']:.2g}: {earlier['text'].rpartition(': ')[2]}",
             ),
             ("The two ensembles", f"{ens['b_only']} vs {ens['a_only']}, p = {ens['p_value']:.2g}"),
-            ("Order on the images whose labels stand", "changes" if noise["ranking_changes"] else "unchanged"),
+            ("Order on the images whose labels stand", _order(noise)),
             (
                 "Published, for comparison",
                 "[Deotte](https://www.kaggle.com/code/cdeotte/25-million-images-0-99757-mnist): about 99.64% for "
-                "one network of this family, 99.745% for 15 ensembled; [An et al. 2020](https://arxiv.org/abs/"
-                "2008.10400): 99.91%, checkpoints chosen on the test set; [keras-io](https://keras.io/examples/"
+                "one network of this family, 99.745% on average for 15 ensembled; [An et al. 2020](https://arxiv.org/"
+                "abs/2008.10400): up to 99.91%, epochs chosen on the test set; [keras-io](https://keras.io/examples/"
                 "vision/mnist_convnet/): about 99% with a 34,826-parameter network",
             ),
             training_time("03-beyond-the-seed", m),
         ],
     )
+
+
+def _order(noise: dict) -> str:
+    if not noise["ranking_changes"]:
+        return "unchanged"
+    significant = any(s["p_value"] < 0.05 for s in noise["swaps"])
+    return "changes" + ("" if significant else " (no swap beyond noise: McNemar p >= 0.05)")
 
 
 def _cell(text: str) -> str:
@@ -179,7 +188,7 @@ PARAMETERS_HEADER = """\
 # Notebook parameters
 
 Generated from each notebook's cell tagged `parameters` by `python -m mnist_report readme` (which
-`make report` and `make bench` run); do not edit. Papermill reads each default, and the help from its
+`make report` runs); do not edit. Papermill reads each default, and the help from its
 trailing comment. The defaults reproduce the committed report; to run a notebook with others, see
 [Other parameters](../README.md#other-parameters).
 """

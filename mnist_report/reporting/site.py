@@ -38,7 +38,8 @@ QUESTION = (
 INTRODUCTION = (
     "This report trains that network, measures it over many seeds, tunes it, trains a stronger network and "
     "asks what each part of it is worth. The test set scores each network once, after everything is fixed "
-    "(an earlier version of the report had scored the better network's base on it). Every number and "
+    "(earlier versions of the report had scored the better network on it: its base, then its final networks, "
+    "which are the same runs as now). Every number and "
     "verdict on these pages is computed by code from the trained runs, on MNIST files whose checksums are "
     "verified on every load; none is typed. The notebooks are shown as they were executed."
 )
