@@ -30,6 +30,7 @@ from papermill.parameterize import parameterize_notebook
 
 from mnist_report.paths import PROJECT_ROOT
 from mnist_report.reporting import metrics as declared
+from mnist_report.reporting import readme
 from mnist_report.runs import store
 
 SANITIZE = PROJECT_ROOT / "tests" / "nbval_sanitize.cfg"
@@ -80,6 +81,10 @@ def figures_and_metrics(name, out, out_dir):
         assert run.trained_on["threads"] == 1  # the tests' cluster: one TensorFlow thread per run
     figures = sorted(p.name for p in (out_dir / "figures").glob("*.png"))
     assert figures and all(p.startswith(name) for p in figures)
+    # its README table renders from these metrics (the committed one is checked only once regenerated)
+    left: dict = {}
+    (table,) = readme.blocks(out_dir, left).values()
+    assert not left and table.count("\n|") >= 5
 
 
 def written() -> dict[str, tuple[int, int]]:

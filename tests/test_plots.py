@@ -7,7 +7,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from mnist_report.analysis import evaluate, plots
+from mnist_report.analysis import evaluate, plots, study
 
 
 @pytest.fixture(autouse=True)
@@ -272,3 +272,16 @@ def test_accuracy_against_cost_names_the_cpus_its_seconds_come_from():
     two = plots.accuracy_vs_cost({"a": [0.99]}, curves, trained_on={"a": "CPU A", "b": "CPU B"})
     assert two._supxlabel.get_text().endswith("a on CPU A; b on CPU B")
     assert plots.accuracy_vs_cost({"a": [0.99]}, curves)._supxlabel is None
+
+
+def test_the_reliability_diagram_keeps_its_legend_off_the_bins():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 2000)
+    proba = rng.dirichlet(np.full(10, 0.2), 2000)
+    proba[np.arange(2000), y] += 1.0  # confident and mostly right, as trained networks are
+    proba /= proba.sum(1, keepdims=True)
+    curves = {"as trained": study.reliability(y, proba), "with temperature 1.4": study.reliability(y, proba**0.7)}
+    fig = plots.reliability_diagram(curves)
+    assert _legend_text(fig) == ["perfect calibration", "as trained", "with temperature 1.4"]
+    _legends_cover_no_axes(fig)
+    _nothing_outside_the_figure(fig)

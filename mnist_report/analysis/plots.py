@@ -334,7 +334,9 @@ def reliability_diagram(curves: dict[str, dict]) -> Figure:
 
     ``curves`` maps a label to ``study.reliability``'s result.
     """
-    fig, (ax, ax_n) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.2, 1]})
+    fig, (ax, ax_n) = plt.subplots(
+        1, 2, figsize=(10, 4.4), gridspec_kw={"width_ratios": [1.2, 1]}, layout="constrained"
+    )
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
     for (label, r), marker in zip(curves.items(), "osd^v", strict=False):
         ax.plot(r["confidence"], r["accuracy"], f"-{marker}", markersize=4, label=label)
@@ -343,13 +345,12 @@ def reliability_diagram(curves: dict[str, dict]) -> Figure:
     ax.set_ylabel("accuracy")
     ax.set_title("Reliability diagram (test set)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_outside(fig, ax.get_legend_handles_labels()[0])
     ax_n.set_yscale("log")
     ax_n.set_xlabel("confidence")
     ax_n.set_ylabel("images in the bin (log scale)")
     ax_n.set_title("Where the predictions lie")
     ax_n.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 

@@ -37,7 +37,7 @@ def parameter_count(n_params: int, stated: int) -> str:
 
 
 def shortfall(accuracy: float, claimed: float, n: int, se: float) -> str:
-    """One run's accuracy against the claim, with one run's binomial noise as the yardstick."""
+    """One run's accuracy against the claim, with the test set's sampling noise (binomial) as the yardstick."""
     diff = accuracy - claimed
     images = abs(round(diff * n))
     if diff >= 0:
@@ -45,7 +45,7 @@ def shortfall(accuracy: float, claimed: float, n: int, se: float) -> str:
     noise = "within" if -diff <= 2 * se else "beyond"
     return (
         f"falls short of the claimed {claimed:.2%} by {-diff * 100:.2f} points ({images} image(s)), "
-        f"{noise} one run's noise (binomial s.e. {se * 100:.2f} points)"
+        f"{noise} the test set's sampling noise (binomial s.e. {se * 100:.2f} points)"
     )
 
 
@@ -162,12 +162,15 @@ def ablation(rows: list[dict], noise: float) -> str:
     """What each part of the recipe is worth on validation, against the smallest difference of two
     variants' means the seeds can tell from noise (``recipe.difference_noise``)."""
     parts = [f"{r['variant']} {_points(r['difference'])}" for r in rows[1:]]
-    clear = [r["variant"] for r in rows[1:] if abs(r["difference"]) > noise]
-    tail = (
-        f"Only {', '.join(clear)} stands out from that noise."
-        if clear
-        else "None stands out from that noise: no evidence that any one part matters on its own."
-    )
+    clear = [r for r in rows[1:] if abs(r["difference"]) > noise]
+    within = [r["variant"] for r in rows[1:] if abs(r["difference"]) <= noise]
+    if not clear:
+        tail = "None stands out from that noise: no evidence that any one part matters on its own."
+    else:
+        tail = "Beyond that noise: " + "; ".join(
+            f"{r['variant']} ({'lower' if r['difference'] < 0 else 'higher'})" for r in clear
+        )
+        tail += f". Within it, no evidence that the part matters: {'; '.join(within)}." if within else "."
     return (
         f"Against the full recipe's mean validation accuracy ({rows[0]['mean']:.2%}): " + "; ".join(parts) + ". "
         f"With {len(rows[0]['seeds'])} seeds a variant, a difference of two means below {noise * 100:.2f} points "
@@ -177,10 +180,11 @@ def ablation(rows: list[dict], noise: float) -> str:
 
 def tta_choice(mean: float, tta_mean: float, n_val: int) -> str:
     """Test-time augmentation, kept by the rule fixed in advance only where it raises the mean."""
-    kept, images = tta_mean > mean, round(abs(tta_mean - mean) * n_val)
+    kept, images = tta_mean > mean, abs(tta_mean - mean) * n_val  # a mean over seeds: a fraction of an image
     text = (
         f"Test-time augmentation {'raises' if kept else 'does not raise'} the full recipe's mean validation "
-        f"accuracy ({mean:.2%} -> {tta_mean:.2%}, {images} image(s) of {n_val:,}), so by the rule fixed in advance "
+        f"accuracy ({pct(mean, tta_mean)} -> {pct(tta_mean, mean)}, {images:.1f} image(s) of {n_val:,} on average), "
+        "so by the rule fixed in advance "
         f"it is {'kept' if kept else 'left out'} for the final networks."
     )
     return text + (" The rule asks for a gain, not for evidence of one." if kept else "")
@@ -228,8 +232,7 @@ def label_noise_remaining(noise: dict) -> str:
     if not noise["listed"]:
         return "None of the images with rejected labels is among those evaluated here."
     n = next(iter(noise["networks"].values()))["n"]
-    nets = noise["networks"]
-    order = ", ".join(f"{name} {nets[name]['accuracy']:.2%}" for name in noise["order_where_labels_stand"])
+    order = " > ".join(noise["order_where_labels_stand"])  # the accuracies are in the table beside it
     change = "changes" if noise["ranking_changes"] else "does not change (no pair swaps; ties aside)"
     text = (
         f"On the {n:,} images whose labels stand the order of the networks {change} ({order}); final "

@@ -111,7 +111,8 @@ def study_table(m: dict) -> str:
             ("Test images every run gets wrong", f"{core['wrong_by_all']} (at least one run: {core['wrong_by_any']})"),
             (
                 f"Holding out {m['data']['n_held_out']:,} images",
-                f"{held['mean_difference'] * 100:+.2f} points ({verdicts.paired_difference(held).rpartition(': ')[2]})",
+                f"{held['mean_difference'] * 100:+.2f} points "
+                f"({verdicts.paired_difference(held).rpartition(': ')[2].rstrip('.')})",
             ),
             (
                 "Calibration (held-out runs)",
@@ -128,6 +129,8 @@ def beyond_table(m: dict) -> str:
     s, final, ab = m["final"]["summary"], m["final"], m["ablation"]
     tuned, base = m["tuned"]["test"]["accuracy"], m["baseline"]["accuracies"]
     low, high = m["tuned"]["baseline_prediction"]
+    where = "above" if tuned > high else "below"
+    tuned_where = "no evidence that tuning helps" if low <= tuned <= high else f"{where} it"
     mc, earlier, ens = m["mcnemar"], m["mcnemar_earlier_better"][0], m["mcnemar_ensembles"]
     noise = m["label_errors"]
     return _table(
@@ -136,11 +139,12 @@ def beyond_table(m: dict) -> str:
             (
                 "Tuned baseline network",
                 f"{tuned:.2%}, one run; single baseline runs {low:.2%} to {high:.2%} (prediction interval, "
-                f"{len(base)} seeds): " + ("no evidence that tuning helps" if low <= tuned <= high else "outside it"),
+                f"{len(base)} seeds): {tuned_where}",
             ),
             (
                 f"Ablation (validation, {len(ab['rows'][0]['seeds'])} seeds each)",
-                "; ".join(f"{r['variant']} {r['difference'] * 100:+.2f} points" for r in ab["rows"][1:]),
+                "; ".join(f"{r['variant']} {r['difference'] * 100:+.2f} points" for r in ab["rows"][1:])
+                + f" (seed noise: {ab['noise'] * 100:.2f} points). {ab['text'].partition('seed noise (95%). ')[2]}",
             ),
             (
                 "Final network",
@@ -158,8 +162,16 @@ def beyond_table(m: dict) -> str:
                 f"{earlier['b_only']} vs {earlier['a_only']}, p = "
                 f"{earlier['p_value']:.2g}: {earlier['text'].rpartition(': ')[2]}",
             ),
-            ("The two ensembles", f"{ens['b_only']} vs {ens['a_only']}, p = {ens['p_value']:.2g}"),
+            (
+                "Final vs baseline ensemble",
+                f"{ens['b_only']} vs {ens['a_only']} images right for one only, p = {ens['p_value']:.2g}",
+            ),
             ("Order on the images whose labels stand", _order(noise)),
+            (
+                "Test set used before",
+                "; ".join(d["decided"].split(":")[0] for d in m["decisions"] if d["test_set_in_earlier_versions"])
+                + ": scored on it in earlier versions of this report",
+            ),
             (
                 "Published, for comparison",
                 "[Deotte](https://www.kaggle.com/code/cdeotte/25-million-images-0-99757-mnist): about 99.64% for "

@@ -140,7 +140,7 @@ def tables(reports: Path = REPORTS, warn: Callable[[str], None] = print) -> dict
 
 def _sentences(text: str, n: int) -> str:
     """The first ``n`` sentences of ``text`` (a sentence ends at '.' before a space and a capital)."""
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", " ".join(text.split()))
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z*])", " ".join(text.split()))
     return " ".join(parts[:n])
 
 
