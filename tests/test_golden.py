@@ -3,10 +3,12 @@
 A run's key in the store is its configuration, the data and ``store.NUMERICS_VERSION``, not the code,
 so a change that moves the numbers (an initialiser, the schedule, the augmentation, a dependency's
 behaviour) must bump that version, or the store would serve runs the code no longer trains. This test
-notices such a change. Its tolerance, ``RTOL``, was measured: oneDNN limited to AVX2, AVX-512 or AMX
-kernels (``ONEDNN_MAX_CPU_ISA``) and oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``) moved these losses by
-at most 1.3e-6 (relative) on the Intel Xeon that recorded them, while the smallest change tried (the
-weight average's momentum 0.9 -> 0.95, the schedule's floor 1% -> 2%) moved them by 8.5e-5.
+notices such a change. Its tolerances, ``RTOL``, were measured (relative). Another CPU moves the losses
+by at most 1.3e-6 (the Intel Xeon that recorded them, with oneDNN limited to AVX2, AVX-512 or AMX
+kernels, or off) or 1.7e-7 (an AMD EPYC with AVX-512), except in the two-cycle case, where the
+schedule's restart amplifies the last bits: 5.3e-5 on that EPYC, with or without oneDNN. The smallest
+changes tried move them by more: the weight average's momentum 0.9 -> 0.91 by 3.2e-5, the
+schedule's floor 1% -> 1.1% by 3.5e-4 (the two-cycle case).
 
 To re-record after a deliberate change: bump ``NUMERICS_VERSION``, then
 ``python tests/test_golden.py --record``.
@@ -24,7 +26,7 @@ from mnist_report.config import TrainConfig
 from mnist_report.runs.store import NUMERICS_VERSION
 
 GOLDEN = Path(__file__).with_name("golden_numerics.json")
-RTOL = 2e-5
+RTOL = {"better, two cycles of the schedule": 1.5e-4}  # by case, else 2e-5 (measured: the docstring)
 TINY = {"n_train": 256, "validation_fraction": 0.25, "batch_size": 32, "seed": 0}
 NARROW = {**TINY, "architecture": "better", "conv_width": 8, "dense_units": 32}
 CASES = {
@@ -51,11 +53,12 @@ def losses(config: TrainConfig) -> list[float]:
 
 def moved(name: str, got: list[float], want: list[float]) -> str | None:
     """Why ``got`` is not the recorded ``want``, or None."""
-    if len(got) == len(want) and np.allclose(got, want, rtol=RTOL, atol=0):
+    rtol = RTOL.get(name, 2e-5)
+    if len(got) == len(want) and np.allclose(got, want, rtol=rtol, atol=0):
         return None
     worst = float(np.max(np.abs(np.asarray(got) / np.asarray(want) - 1))) if len(got) == len(want) else np.inf
     return (
-        f"{name}: the losses moved by up to {worst:.1e} (relative; {RTOL:.0e} allowed): {got} against the "
+        f"{name}: the losses moved by up to {worst:.1e} (relative; {rtol:.1e} allowed): {got} against the "
         f"recorded {want}. The same configuration now trains other numbers, so the stored runs no longer "
         f"match the code: bump NUMERICS_VERSION in mnist_report/runs/store.py (every run trains again), then "
         f"re-record with `python tests/test_golden.py --record`"
@@ -81,7 +84,7 @@ def test_the_check_catches_a_changed_schedule(monkeypatch):
 
     original = train.cosine_schedule
     monkeypatch.setattr(
-        train, "cosine_schedule", lambda lr, epochs, floor=0.01, cycles=1: original(lr, epochs, 0.02, cycles)
+        train, "cosine_schedule", lambda lr, epochs, floor=0.01, cycles=1: original(lr, epochs, 0.011, cycles)
     )
     name = "better, two cycles of the schedule"
     assert moved(name, losses(CASES[name]), json.loads(GOLDEN.read_text())["losses"][name]) is not None
