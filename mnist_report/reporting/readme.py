@@ -160,7 +160,7 @@ def beyond_table(m: dict) -> str:
             (
                 "Final vs earlier better network, seed 0",
                 f"{earlier['b_only']} vs {earlier['a_only']}, p = "
-                f"{earlier['p_value']:.2g}: {earlier['text'].rpartition(': ')[2]}",
+                f"{earlier['p_value']:.2g}: {earlier['text'].rpartition(': ')[2].removesuffix('.')}",
             ),
             (
                 "Final vs baseline ensemble",
