@@ -21,7 +21,7 @@ def test_one_run_claims():
     # 29 of 40 right: 26.75 points (10.7 images) short; s.e. sqrt(0.725 * 0.275 / 40) = 7.06 points
     assert accuracy.startswith(
         "Test accuracy 72.50% (11 errors in 40) falls short of the claimed 99.25% by 26.75 "
-        "points (11 image(s)), beyond the test set's sampling noise (binomial s.e. 7.06 points)."
+        "points (11 images), beyond the test set's sampling noise (binomial s.e. 7.06 points)."
     )
     assert accuracy.endswith("One run is one sample: notebook 02 measures the spread of single runs.")
     assert verdicts.pairs_claim(claims) == (
@@ -44,17 +44,17 @@ def test_one_run_claims():
         # 1 image short of 99.25% on 10,000; s.e. sqrt(0.9924 * 0.0076 / 1e4) = 0.087 points: inside two of them
         (
             0.9924,
-            "falls short of the claimed 99.25% by 0.01 points (1 image(s)), within the test set's sampling noise "
+            "falls short of the claimed 99.25% by 0.01 points (1 image), within the test set's sampling noise "
             "(binomial s.e. 0.09 points)",
         ),
         # 25 images short; s.e. sqrt(0.99 * 0.01 / 1e4) = 0.099 points: 0.25 is beyond two of them
         (
             0.9900,
-            "falls short of the claimed 99.25% by 0.25 points (25 image(s)), beyond the test set's sampling noise "
+            "falls short of the claimed 99.25% by 0.25 points (25 images), beyond the test set's sampling noise "
             "(binomial s.e. 0.10 points)",
         ),
-        (0.9930, "reaches the claimed 99.25% (+0.05 points, 5 image(s))"),
-        (0.9925, "reaches the claimed 99.25% (+0.00 points, 0 image(s))"),
+        (0.9930, "reaches the claimed 99.25% (+0.05 points, 5 images)"),
+        (0.9925, "reaches the claimed 99.25% (+0.00 points, 0 images)"),
     ],
 )
 def test_shortfall_measures_against_test_sampling_noise(accuracy, text):
@@ -122,7 +122,7 @@ def test_paired_difference_sentences():
     # differences 5, 4, 6, 5 (x 1e-4): mean 0.05 points, t(0.975, 3) * 0.0816e-4 * 1e4 / 2 = +- 0.013 points
     r = study.paired_difference(base, [0.9905, 0.9914, 0.9926, 0.9935], ("float32", "bf16"))
     assert verdicts.paired_difference(r) == (
-        "bf16 minus float32: +0.05 points on average over 4 seeds (95% interval "
+        "Bf16 against float32: +0.05 points on average over 4 seeds (95% interval "
         "+0.04 points to +0.06 points, p = 0.0012): bf16 raises test accuracy."
     )
     lower = study.paired_difference(
@@ -138,7 +138,7 @@ def test_paired_difference_sentences():
     assert verdicts.paired_difference(wide).endswith(": no evidence of a difference.")
     constant = verdicts.paired_difference(study.paired_difference(base, [a + 1e-3 for a in base], ("a", "b")))
     assert constant == (
-        "b minus a: +0.10 points on average over 4 seeds, the same in every run (no interval can be formed)."
+        "B against a: +0.10 points on average over 4 seeds, the same in every run (no interval can be formed)."
     )
 
 
@@ -233,14 +233,14 @@ def test_ablation_reads_the_variant_table():
 
 def test_tta_is_kept_only_if_it_raises_the_mean_and_its_size_is_said():
     assert verdicts.tta_choice(0.9950, 0.9960, 6000) == (
-        "Test-time augmentation raises the full recipe's mean validation accuracy (99.50% -> 99.60%, 6.0 image(s) "
+        "Test-time augmentation raises the full recipe's mean validation accuracy (99.50% -> 99.60%, 6 images "
         "of 6,000 on average), so by the rule fixed in advance it is kept for the final networks. The rule asks for a "
         "gain, not for evidence of one."
     )
     assert verdicts.tta_choice(0.9950, 0.9950, 6000).endswith("it is left out for the final networks.")
     assert "does not raise" in verdicts.tta_choice(0.9950, 0.9940, 6000)
-    # half an image on average, over two seeds: a gain, said as one, not rounded to "0 image(s)"
-    assert "(99.50% -> 99.51%, 0.5 image(s) of 6,000 on average)" in verdicts.tta_choice(0.9950, 0.99508333, 6000)
+    # half an image on average, over two seeds: a gain, said as one, not rounded to "0 images"
+    assert "(99.50% -> 99.51%, 0.5 images of 6,000 on average)" in verdicts.tta_choice(0.9950, 0.99508333, 6000)
 
 
 def test_the_tuned_run_is_judged_by_the_spread_of_single_baseline_runs():
@@ -311,16 +311,14 @@ def test_label_noise_remaining_says_whether_the_order_changes():
     b[[51, 52]] = 0  # b: 2 errors, where labels stand
     changed = label_errors.by_network(y, {"a": a, "b": b}, errors, runs=[a, b])
     assert verdicts.label_noise_remaining(changed) == (
-        "On the 97 images whose labels stand the order of the networks changes (a > b); final network "
-        f"over its 2 seeds: {np.mean([1.0, 1 - 2 / 97]):.2%}. A now leads b by 2 image(s) (McNemar p = 0.5): no "
-        "evidence of a difference."
+        "On the 97 images whose labels stand, the order of the networks changes: a > b. The final network "
+        f"over its 2 seeds scores {np.mean([1.0, 1 - 2 / 97]):.2%} there. A now leads b by 2 images (McNemar p = "
+        "0.5): no evidence of a difference."
     )
     kept = label_errors.by_network(y, {"b": b, "a": y}, errors, runs=[b])
-    assert "the order of the networks does not change (no pair swaps; ties aside) (a > b)" in (
-        verdicts.label_noise_remaining(kept)
-    )
+    assert "the order of the networks stays the same: a > b." in verdicts.label_noise_remaining(kept)
     tied = label_errors.by_network(y, {"a": y, "b": y.copy()}, errors, runs=[y])  # a tie is no change
-    assert not tied["ranking_changes"]
+    assert not tied["ranking_changes"] and "stays the same: a = b." in verdicts.label_noise_remaining(tied)
     assert verdicts.label_noise_remaining({**kept, "listed": 0}).startswith("None of the images with rejected labels")
 
 
@@ -328,7 +326,21 @@ def test_a_bound_next_to_the_claim_gets_the_digits_that_tell_them_apart():
     assert verdicts.pct(0.99245, 0.9925) == "99.245%" and verdicts.pct(0.99249, 0.9925) == "99.249%"
     assert verdicts.pct(0.9915, 0.9925) == "99.15%" and verdicts.pct(0.9925, 0.9925) == "99.25%"
     assert verdicts.pct(0.99245) == "99.25%"  # with nothing to tell it from
+    assert verdicts.span(0.9915, 0.99245, 0.9925) == "99.150% to 99.245%"  # both bounds with the same decimals
+    assert (
+        verdicts.images(1) == "1 image"
+        and verdicts.images(2.04) == "2 images"
+        and verdicts.images(0.25) == "0.2 images"
+    )
     summary = {"n_runs": 10, "mean": 0.9920, "level": 0.95, "ci_low": 0.99155, "ci_high": 0.99245}
     summary |= {"prediction_low": 0.9905, "prediction_high": 0.9935}
     position = {"claimed_accuracy": 0.9925, "runs_reaching_claim": 3, "one_run_plausible": True, "position": "above"}
-    assert "confidence interval 99.16% to 99.245%); the claim is above it" in verdicts.seed_accuracy(summary, position)
+    assert "confidence interval 99.155% to 99.245%); the claim is above it" in verdicts.seed_accuracy(summary, position)
+
+
+def test_ensemble_sizes_says_what_the_ensemble_adds_to_each_network():
+    text = verdicts.ensemble_sizes({"better network": [0.9968, 0.9965], "baseline network": [0.9909, 0.9935]})
+    assert text.startswith(
+        "Ensembling the runs takes the better network from 99.68% (one run) to 99.65% (2 runs, -0.03 points); "
+        "the baseline network from 99.09% (one run) to 99.35% (2 runs, +0.26 points)."
+    )

@@ -7,18 +7,36 @@ the data cannot tell from noise is said to be "no evidence of a difference", nev
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 
 def _pair_names(pairs) -> str:
     return " and ".join(f"{a}<->{b}" for a, b in pairs)
 
 
-def pct(x: float, ref: float | None = None) -> str:
-    """``x`` in percent, two decimals, or more where two would print it as ``ref`` although it differs (a
-    bound of 99.245% beside a claim of 99.25% reads 99.245%, not 99.25%)."""
+def _digits(x: float, ref: float | None) -> int:
     digits = 2
     while ref is not None and x != ref and f"{x:.{digits}%}" == f"{ref:.{digits}%}" and digits < 4:
         digits += 1
-    return f"{x:.{digits}%}"
+    return digits
+
+
+def pct(x: float, ref: float | None = None) -> str:
+    """``x`` in percent, two decimals, or more where two would print it as ``ref`` although it differs (a
+    bound of 99.245% beside a claim of 99.25% reads 99.245%, not 99.25%)."""
+    return f"{x:.{_digits(x, ref)}%}"
+
+
+def span(low: float, high: float, ref: float, joiner: str = " to ") -> str:
+    """An interval's two bounds as ``pct`` prints them beside ``ref``, both with the same decimals."""
+    d = max(_digits(low, ref), _digits(high, ref))
+    return f"{low:.{d}%}{joiner}{high:.{d}%}"
+
+
+def images(n: float) -> str:
+    """A count of images, or a mean count to one decimal ("1 image", "2.5 images")."""
+    n = round(n, 1)
+    return f"{n:g} image" + ("" if n == 1 else "s")
 
 
 def _first_up(name) -> str:
@@ -39,12 +57,12 @@ def parameter_count(n_params: int, stated: int) -> str:
 def shortfall(accuracy: float, claimed: float, n: int, se: float) -> str:
     """One run's accuracy against the claim, with the test set's sampling noise (binomial) as the yardstick."""
     diff = accuracy - claimed
-    images = abs(round(diff * n))
+    n_images = abs(round(diff * n))
     if diff >= 0:
-        return f"reaches the claimed {claimed:.2%} ({_points(diff)}, {images} image(s))"
+        return f"reaches the claimed {claimed:.2%} ({_points(diff)}, {images(n_images)})"
     noise = "within" if -diff <= 2 * se else "beyond"
     return (
-        f"falls short of the claimed {claimed:.2%} by {-diff * 100:.2f} points ({images} image(s)), "
+        f"falls short of the claimed {claimed:.2%} by {-diff * 100:.2f} points ({images(n_images)}), "
         f"{noise} the test set's sampling noise (binomial s.e. {se * 100:.2f} points)"
     )
 
@@ -76,8 +94,7 @@ def seed_accuracy(summary: dict, position: dict) -> str:
     claimed = p["claimed_accuracy"]
     single = (
         f"**A single run:** {p['runs_reaching_claim']} of {s['n_runs']} runs reach {claimed:.2%}, and a "
-        f"further run is expected between {pct(s['prediction_low'], claimed)} and "
-        f"{pct(s['prediction_high'], claimed)} "
+        f"further run is expected between {span(s['prediction_low'], s['prediction_high'], claimed, ' and ')} "
         f"({s['level']:.0%} prediction interval), so one run reporting {claimed:.2%} is "
         f"{'plausible' if p['one_run_plausible'] else 'not plausible'}."
     )
@@ -87,8 +104,8 @@ def seed_accuracy(summary: dict, position: dict) -> str:
         "below": "below it: the configuration's mean is higher than the claim",
     }[p["position"]]
     mean = (
-        f"**The mean:** {s['mean']:.2%} ({s['level']:.0%} confidence interval {pct(s['ci_low'], claimed)} to "
-        f"{pct(s['ci_high'], claimed)}); the claim is {where}."
+        f"**The mean:** {s['mean']:.2%} ({s['level']:.0%} confidence interval "
+        f"{span(s['ci_low'], s['ci_high'], claimed)}); the claim is {where}."
     )
     return f"{single} {mean}"
 
@@ -97,7 +114,7 @@ def pairs_across_seeds(pairs: dict) -> str:
     """How often the claimed pairs lead, run by run and summed (``study.pairs_across_seeds``)."""
     summed = pairs["summed"]
     return (
-        f"{' and '.join(summed['pairs'])} are the two most common confusions in {pairs['runs_holding']} of "
+        f"{' and '.join(summed['pairs'])} are the two most common confusions in {pairs['runs_holding'] or 'none'} of "
         f"{pairs['n_runs']} runs; summed over the runs they rank {' and '.join(map(str, summed['ranks']))}."
     )
 
@@ -124,7 +141,9 @@ def calibration(summary: dict) -> str:
 def paired_difference(d: dict) -> str:
     """A change judged run for run over the same seeds (``study.paired_difference``)."""
     reference, other = d["names"]
-    head = f"{other} minus {reference}: {_points(d['mean_difference'])} on average over {d['n_runs']} seeds"
+    head = (
+        f"{_first_up(other)} against {reference}: {_points(d['mean_difference'])} on average over {d['n_runs']} seeds"
+    )
     if d["ci_low"] is None:
         return f"{head}, the same in every run (no interval can be formed)."
     low, high = d["ci_low"], d["ci_high"]
@@ -180,10 +199,10 @@ def ablation(rows: list[dict], noise: float) -> str:
 
 def tta_choice(mean: float, tta_mean: float, n_val: int) -> str:
     """Test-time augmentation, kept by the rule fixed in advance only where it raises the mean."""
-    kept, images = tta_mean > mean, abs(tta_mean - mean) * n_val  # a mean over seeds: a fraction of an image
+    kept, gain = tta_mean > mean, abs(tta_mean - mean) * n_val  # a mean over seeds: a fraction of an image
     text = (
         f"Test-time augmentation {'raises' if kept else 'does not raise'} the full recipe's mean validation "
-        f"accuracy ({pct(mean, tta_mean)} -> {pct(tta_mean, mean)}, {images:.1f} image(s) of {n_val:,} on average), "
+        f"accuracy ({pct(mean, tta_mean)} -> {pct(tta_mean, mean)}, {images(gain)} of {n_val:,} on average), "
         "so by the rule fixed in advance "
         f"it is {'kept' if kept else 'left out'} for the final networks."
     )
@@ -196,7 +215,7 @@ def tuned_run(accuracy: float, n_errors: int, baseline: dict) -> str:
     where = "above" if accuracy > high else "below" if accuracy < low else "inside"
     return (
         f"Tuned baseline network: {accuracy:.2%} ({n_errors} errors), one run. Single runs of the baseline "
-        f"network fall between {pct(low, accuracy)} and {pct(high, accuracy)} ({baseline['level']:.0%} prediction "
+        f"network fall between {span(low, high, accuracy, ' and ')} ({baseline['level']:.0%} prediction "
         f"interval from "
         f"{baseline['n_runs']} seeds, mean {baseline['mean']:.2%}); the tuned run lies {where} it"
         + (", so one run gives no evidence that tuning helps." if where == "inside" else ".")
@@ -212,6 +231,18 @@ def snapshot_alternative(
         f"{snapshot_ensemble:.2%} "
         f"(one run; its last snapshot alone {last_snapshot:.2%}), against {seed_ensemble:.2%} for the "
         f"ensemble of {n_runs} seeds at {n_runs} times the training (both without test-time augmentation)."
+    )
+
+
+def ensemble_sizes(curves: dict[str, list[float]]) -> str:
+    """What ensembling buys each network (``compare.ensemble_curve``: the first k runs, in seed order)."""
+    parts = [
+        f"the {name} from {c[0]:.2%} (one run) to {c[-1]:.2%} ({len(c)} runs, {_points(c[-1] - c[0])})"
+        for name, c in curves.items()
+    ]
+    return (
+        "Ensembling the runs takes " + "; ".join(parts) + ". Each curve adds the runs in one order (by seed), "
+        "and each point is one ensemble on the test set."
     )
 
 
@@ -232,17 +263,20 @@ def label_noise_remaining(noise: dict) -> str:
     if not noise["listed"]:
         return "None of the images with rejected labels is among those evaluated here."
     n = next(iter(noise["networks"].values()))["n"]
-    order = " > ".join(noise["order_where_labels_stand"])  # the accuracies are in the table beside it
-    change = "changes" if noise["ranking_changes"] else "does not change (no pair swaps; ties aside)"
+    names, nets = noise["order_where_labels_stand"], noise["networks"]  # the accuracies: in the table beside it
+    order = names[0] + "".join(
+        (" = " if nets[a]["accuracy"] == nets[b]["accuracy"] else " > ") + b for a, b in pairwise(names)
+    )
+    change = "changes" if noise["ranking_changes"] else "stays the same"
     text = (
-        f"On the {n:,} images whose labels stand the order of the networks {change} ({order}); final "
-        f"network over its {noise['better_runs']} seeds: {noise['better_mean_where_labels_stand']:.2%}."
+        f"On the {n:,} images whose labels stand, the order of the networks {change}: {order}. The final "
+        f"network over its {noise['better_runs']} seeds scores {noise['better_mean_where_labels_stand']:.2%} there."
     )
     swaps = noise.get("swaps", [])
     if swaps:
         text += " " + " ".join(
-            f"{_first_up(s['ahead_where_labels_stand'])} now leads {s['ahead_on_all']} by {s['images_apart']} "
-            f"image(s) (McNemar p = {s['p_value']:.2g}): "
+            f"{_first_up(s['ahead_where_labels_stand'])} now leads {s['ahead_on_all']} by "
+            f"{images(s['images_apart'])} (McNemar p = {s['p_value']:.2g}): "
             + ("evidence of a real difference." if s["p_value"] < 0.05 else "no evidence of a difference.")
             for s in swaps
         )

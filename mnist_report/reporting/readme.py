@@ -94,18 +94,17 @@ def study_table(m: dict) -> str:
             (
                 f"A single run reaching {claimed:.2%}",
                 f"{v['runs_reaching_claim']} of {s['n_runs']} runs; one more run: "
-                f"{verdicts.pct(s['prediction_low'], claimed)} to {verdicts.pct(s['prediction_high'], claimed)} "
+                f"{verdicts.span(s['prediction_low'], s['prediction_high'], claimed)} "
                 f"({'plausible' if v['one_run_plausible'] else 'not plausible'})",
             ),
             (
                 "The mean",
-                f"{s['level']:.0%} interval {verdicts.pct(s['ci_low'], claimed)} to "
-                f"{verdicts.pct(s['ci_high'], claimed)}: the claim is {v['position']} it",
+                f"{s['level']:.0%} interval {verdicts.span(s['ci_low'], s['ci_high'], claimed)}: "
+                f"the claim is {v['position']} it",
             ),
             (
                 f"{' and '.join(pairs['summed']['pairs'])} the top 2?",
-                f"in {pairs['runs_holding']} of {pairs['n_runs']} "
-                f"runs; summed: ranks "
+                f"in {pairs['runs_holding'] or 'none'} of {pairs['n_runs']} runs; summed: ranks "
                 f"{' and '.join(map(str, pairs['summed']['ranks']))}",
             ),
             ("Test images every run gets wrong", f"{core['wrong_by_all']} (at least one run: {core['wrong_by_any']})"),
@@ -144,7 +143,8 @@ def beyond_table(m: dict) -> str:
             (
                 f"Ablation (validation, {len(ab['rows'][0]['seeds'])} seeds each)",
                 "; ".join(f"{r['variant']} {r['difference'] * 100:+.2f} points" for r in ab["rows"][1:])
-                + f" (seed noise: {ab['noise'] * 100:.2f} points). {ab['text'].partition('seed noise (95%). ')[2]}",
+                + f" (a difference below {ab['noise'] * 100:.2f} points cannot be told from seed noise). "
+                + ab["text"].partition("seed noise (95%). ")[2],
             ),
             (
                 "Final network",

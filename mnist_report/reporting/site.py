@@ -37,9 +37,10 @@ QUESTION = (
 )
 INTRODUCTION = (
     "This report trains that network, measures it over many seeds, tunes it, trains a stronger network and "
-    "asks what each part of it is worth. The test set scores each network once, after everything is fixed "
-    "(earlier versions of the report had scored the better network on it: its base, then its final networks, "
-    "which are the same runs as now). Every number and "
+    "asks what each part of it is worth. In this version the test set scores each network once, after "
+    "everything is fixed; earlier versions of the report had already scored the better network on it (its "
+    "base, then final networks of the same configurations and seeds, trained again for this version). Every "
+    "number and "
     "verdict on these pages is computed by code from the trained runs, on MNIST files whose checksums are "
     "verified on every load; none is typed. The notebooks are shown as they were executed."
 )
@@ -49,15 +50,20 @@ HEADINGS = {
     "study": "The claimed setup, many seeds",
     "beyond": "Beyond the baseline",
 }
-# The findings: verdict sentences the notebooks wrote into their metrics (file, path of keys, how many of
-# its sentences), in order; one that is missing is left out.
+# The findings: verdict sentences the notebooks wrote into their metrics (a lead, the file, the path of keys,
+# how many of its sentences), in order; one that is missing is left out.
 FINDINGS = (
-    ("01-seed-reproduction.metrics.json", ("claims", "accuracy_verdict"), 1),
-    ("02-multi-seed-study.metrics.json", ("accuracy_verdict", "text"), 2),
-    ("02-multi-seed-study.metrics.json", ("pairs", "text"), 1),
-    ("03-beyond-the-seed.metrics.json", ("final", "text"), 1),
-    ("03-beyond-the-seed.metrics.json", ("mcnemar_earlier_better", 0, "text"), 1),
-    ("03-beyond-the-seed.metrics.json", ("ablation", "text"), 3),
+    ("**One run of the baseline network.** ", "01-seed-reproduction.metrics.json", ("claims", "accuracy_verdict"), 1),
+    ("", "02-multi-seed-study.metrics.json", ("accuracy_verdict", "text"), 2),
+    ("", "02-multi-seed-study.metrics.json", ("pairs", "text"), 1),
+    ("", "03-beyond-the-seed.metrics.json", ("final", "text"), 1),
+    (
+        "**Final vs earlier better network.** ",
+        "03-beyond-the-seed.metrics.json",
+        ("mcnemar_earlier_better", 0, "text"),
+        1,
+    ),
+    ("**The ablation.** ", "03-beyond-the-seed.metrics.json", ("ablation", "text"), 3),
 )
 
 CONF = """\
@@ -147,7 +153,7 @@ def _sentences(text: str, n: int) -> str:
 def findings(reports: Path = REPORTS) -> list[str]:
     """The report's verdicts in a few sentences, from the metrics the notebooks wrote (those present)."""
     out = []
-    for file, keys, sentences in FINDINGS:
+    for lead, file, keys, sentences in FINDINGS:
         try:
             value = json.loads((Path(reports) / file).read_text(encoding="utf-8"))
             for k in keys:
@@ -155,7 +161,7 @@ def findings(reports: Path = REPORTS) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if isinstance(value, str) and value.strip():
-            out.append(_sentences(value, sentences))
+            out.append(lead + _sentences(value, sentences))
     return out
 
 
