@@ -109,11 +109,8 @@ def batches(
 ) -> tf.data.Dataset:
     """(images, one-hot labels) batches.  Unseeded: one pass in order.  Seeded: epochs
     ``first_epoch`` to ``epochs - 1`` one after another, each in ``epoch_order``; pass
-    ``steps_per_epoch`` and ``initial_epoch=first_epoch`` to ``fit``.
-
-    Measured on a 2-core CPU: Keras' own adapter for NumPy arrays sometimes ran epochs at half
-    speed (about 10.4 s instead of 6 s per 20,000 images); a tf.data pipeline ran at the fast speed.
-    """
+    ``steps_per_epoch`` and ``initial_epoch=first_epoch`` to ``fit``. A tf.data pipeline, because Keras'
+    adapter for NumPy arrays sometimes ran epochs at half speed (mnist_report/README.md)."""
     y = one_hot(labels)
     if shuffle_seed is None:
         return tf.data.Dataset.from_tensor_slices((images, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -185,9 +182,8 @@ def fit(
 def build_state(model: keras.Model, batch_spec) -> None:
     """Create the optimizer's and the compiled loss's and metrics' variables before ``fit`` traces its
     training step. Left to ``fit``, TensorFlow traces that step twice: once only to create them, then
-    again to run it. A small run spends about 40% of its time on that (8.1 s against 4.8 s for a narrow
-    better network with weight averaging, 2 epochs on 900 images, on a 2-core AMD EPYC). The numbers
-    are the same bit for bit (tests/test_train.py).
+    again to run it, a large share of a small run's time. The numbers are the same bit for bit
+    (tests/test_train.py).
 
     Keras does this itself only under a distribution strategy (``_maybe_symbolic_build``), with its
     ``_symbolic_build``, a private method: where a Keras version lacks it (or its ``data_batch``

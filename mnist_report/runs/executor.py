@@ -28,12 +28,8 @@ SCHEDULER_ENV = "MNIST_REPORT_SCHEDULER"
 PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 CONNECT_TIMEOUT_S = 10
-# A local cluster's own bookkeeping, at Dask's defaults, kept an idle cluster of two workers busy for 12%
-# of a core (measured here): each worker's statistical profiler samples every thread every 10 ms, and
-# the event loops' tick, the memory monitor and the system monitor wake every 20 to 500 ms. Nothing here
-# reads the profiles (the dashboard is not installed), so it is off, and the rest wakes once a second
-# or two: 1.7% of a core idle, and more of the CPU for the runs. It decides no number (a cluster at
-# Dask's defaults trains the same numbers: tests/test_runs.py's workers started by hand).
+# A local cluster's own bookkeeping, quieter: nothing reads the profiles, and the monitors need not wake
+# every few ms; more of the CPU goes to the runs (mnist_report/README.md), and no number changes.
 QUIET = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
@@ -95,9 +91,8 @@ def start(scheduler: str | None = None, workers: int | None = None, threads_per_
         return Executor(client, None, address)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be None or an integer >= 1; got {workers!r}")
-    # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive
-    # mmap threshold: TensorFlow's per-batch tensors are then mapped and unmapped at every step, and an
-    # epoch took 2.2x as long as in a plain process (measured here). Workers keep glibc's default.
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536, which slows TensorFlow's steps (mnist_report/README.md):
+    # workers keep glibc's default.
     with dask.config.set({f"{PRE_SPAWN}.{MALLOC_TRIM}": None, **QUIET}):
         cluster = distributed.LocalCluster(
             n_workers=workers or default_workers(threads_per_run),

@@ -73,7 +73,7 @@ def run_task(config: TrainConfig, fingerprint: str, backup_dir: str | None, test
         "resumed_at": run.resumed_at,
         "trained_on": trained_on(),
     }
-    if os.environ.get("MALLOC_TRIM_THRESHOLD_"):  # see executor.start: training about 2x slower
+    if os.environ.get("MALLOC_TRIM_THRESHOLD_"):  # see executor.start
         result["trained_on"]["worker"] += ", MALLOC_TRIM_THRESHOLD_ set: slow"
     if not test:
         return result
