@@ -109,7 +109,7 @@ def test_calibration_sentence():
     ]
     assert verdicts.calibration(study.calibration_summary(rows)) == (
         "The network is over-confident (mean temperature 1.40); temperature scaling takes the expected calibration "
-        "error from 1.50% to 1.10%."
+        "error from 1.50% to 1.10% on average, lower in 1 of 2 runs."
     )
     under = [{**r, "temperature": 0.7} for r in rows]
     assert "is under-confident (mean temperature 0.70)" in verdicts.calibration(study.calibration_summary(under))
